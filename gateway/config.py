@@ -1,0 +1,304 @@
+"""Settings: one TOML file plus MAIL2SMS_<SECTION>__<KEY> overrides, validated once, frozen."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "MAIL2SMS_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/gateway.db"
+NumberKind = Literal["mobile", "unassigned", "fixed", "full_mvno"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(2525, ge=0, le=65535)
+    gateway_addresses: tuple[str, ...] = ("sendsms@isendpro-api.com",)
+    max_message_size: int = Field(10 * 1024 * 1024, ge=1024)
+    max_connections: int = Field(200, ge=1)
+    timeout: float = Field(60.0, gt=0)
+
+    @field_validator("gateway_addresses")
+    @classmethod
+    def _lower_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one gateway address is needed")
+        for address in value:
+            if "@" not in address or any(c.isspace() for c in address):
+                raise ValueError(f"{address!r} is not an email address")
+        return tuple(a.lower() for a in value)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8025, ge=0, le=65535)
+    admin_token: str = ""
+
+
+class DatabaseSettings(_Section):
+    url: str = DEFAULT_DATABASE_URL
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:pass@host/db"
+            )
+        return value
+
+
+class RelaySettings(_Section):
+    host: str = ""
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = "noreply@isendpro-api.com"
+    max_attempts: int = Field(10, ge=1)
+    backoff: float = Field(2.0, gt=0)
+    max_backoff: float = Field(600.0, gt=0)
+
+
+class ClockSettings(_Section):
+    fixed: str = ""
+
+    @field_validator("fixed")
+    @classmethod
+    def _iso_instant(cls, value: str) -> str:
+        if value:
+            parse_instant(value)
+        return value
+
+    def frozen_at(self) -> datetime | None:
+        return parse_instant(self.fixed) if self.fixed else None
+
+
+class StopSettings(_Section):
+    text: str = "STOP SMS au 36111"
+
+
+class SmsSettings(_Section):
+    default_sender: str = "36111"
+    magic_numbers: bool = True
+
+
+class QuietHoursSettings(_Section):
+    alsace_moselle: bool = False
+
+
+class LimitsSettings(_Section):
+    max_recipients: int = Field(500, ge=1)
+    max_body_chars: int = Field(1_000_000, ge=1000)
+    max_tags: int = Field(2100, ge=10)
+    max_value_chars: int = Field(10_000, ge=100)
+
+
+class AccountSettings(_Section):
+    keyid: str = Field(min_length=1)
+    login: str = ""
+    password: str = ""
+    company: str = ""
+    contact: str = ""
+    phone: str = ""
+    email: str = ""
+    domains: tuple[str, ...] = ()
+    credit: int = Field(0, ge=0)
+    senders: tuple[str, ...] = ()
+    nostop_allowed: bool = False
+    quiet_hours_lifted: bool = False
+    international_allowed: bool = False
+    allowed_ips: tuple[str, ...] = ()
+    blacklist: tuple[str, ...] = ()
+    rate_limit: int = Field(0, ge=0)
+
+    @field_validator("domains")
+    @classmethod
+    def _lower_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.strip().lower() for d in value)
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+
+DEMO_ACCOUNT = AccountSettings(
+    keyid="demo",
+    login="demo",
+    password="demo",
+    company="Demo",
+    domains=("example.com",),
+    credit=1000,
+    senders=("MaSociete",),
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    smtp: SmtpSettings = SmtpSettings()
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    relay: RelaySettings = RelaySettings()
+    clock: ClockSettings = ClockSettings()
+    stop: StopSettings = StopSettings()
+    sms: SmsSettings = SmsSettings()
+    quiet_hours: QuietHoursSettings = QuietHoursSettings()
+    limits: LimitsSettings = LimitsSettings()
+    number_plan: dict[str, NumberKind] = Field(default_factory=dict)
+    accounts: tuple[AccountSettings, ...] = (DEMO_ACCOUNT,)
+
+    @field_validator("number_plan")
+    @classmethod
+    def _digit_prefixes(cls, value: dict[str, NumberKind]) -> dict[str, NumberKind]:
+        for prefix in value:
+            if not re.fullmatch(r"0\d{1,9}", prefix):
+                raise ValueError(f"prefix {prefix!r} must be 2 to 10 digits starting with 0")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_keyids(self) -> Settings:
+        seen: set[str] = set()
+        for account in self.accounts:
+            if account.keyid in seen:
+                raise ValueError(f"accounts: keyid {account.keyid!r} appears twice")
+            seen.add(account.keyid)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment overrides the file; the file arrives as init arguments.
+        return (env_settings, init_settings)
+
+    @property
+    def http_is_loopback(self) -> bool:
+        return is_loopback(self.http.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO 8601 instant with its offset (a naive time is ambiguous across DST)."""
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 instant") from None
+    if instant.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset; write e.g. 2026-11-29T21:00:00+01:00")
+    return instant
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read, merge and validate; every mistake becomes a ConfigError naming the key."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found; copy config.example.toml") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if overrides:
+        data = _deep_merge(data, overrides)
+    env = os.environ if environ is None else environ
+    _check_env_names(env)
+    saved = None
+    if environ is not None:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(environ)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    finally:
+        if saved is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _check_env_names(env: Any) -> None:
+    sections = set(Settings.model_fields)
+    for name in env:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        rest = upper[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("__")
+        if section not in sections:
+            raise ConfigError(
+                f"environment variable {name}: unknown section {section!r}; "
+                f"use MAIL2SMS_<SECTION>__<KEY> with SECTION one of {sorted(sections)}"
+            )
+        annotation = Settings.model_fields[section].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if key not in annotation.model_fields:
+                raise ConfigError(
+                    f"environment variable {name}: unknown key {section}.{key}; "
+                    f"known keys: {sorted(annotation.model_fields)}"
+                )
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key; see config.example.toml for the known keys")
+        else:
+            lines.append(f"  {key}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The values that flow through the pure core: frozen dataclasses, no behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+GSM7 = "gsm7"
+UCS2 = "ucs2"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MailContent:
+    """What `mime.extract` finds in a raw email."""
+
+    from_address: str  # lower-cased addr-spec of the From: header, "" when absent or unreadable
+    text: str | None  # the decoded text/plain body; None when the email is not processable
+    reason: str  # why it is not processable; "" when text is set
+    attachments: tuple[Attachment, ...] = ()
+    subject: str = ""
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Envoi:
+    """The `<envoi>` element: lower-cased tag name -> value (decoded, Ö already a line feed)."""
+
+    found: bool
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    error: str = ""  # why the element could not be read safely ("" when fine)
+
+    def get(self, name: str) -> str | None:
+        return self.fields.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    tel: str  # the number exactly as the client wrote it (echoed back in <tel>)
+    text: str  # the message for that number
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request after the body and its CSV attachments were read."""
+
+    keyid: str
+    email_id: str
+    email_ack: str
+    email_not: str
+    emetteur: str | None  # None when the tag is absent
+    tracker: str
+    smslong: str | None  # None when the tag is absent
+    nostop: str
+    recipients: tuple[Recipient, ...]
+    numbered: bool  # numX or CSV: the Not uses the numbered <etatN> form
+    refusal: int | None = None  # a whole-request refusal (23, 102) once authorised
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A snapshot of one account, read in the transaction that applies the email."""
+
+    id: int
+    keyid: str
+    domains: frozenset[str] = frozenset()
+    credit: int = 0
+    senders: frozenset[str] = frozenset()
+    nostop_allowed: bool = False
+    quiet_hours_lifted: bool = False
+    international_allowed: bool = False
+    allowed_ips: tuple[str, ...] = ()
+    blacklist: frozenset[str] = frozenset()  # normalised numbers (0XXXXXXXXX)
+    rate_limit: int = 0  # SMS parts per second, 0 = unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """An injected failure: the next `remaining` matching recipients get `code`."""
+
+    id: int
+    code: int
+    remaining: int
+    number: str | None = None  # normalised number, None = any
+    keyid: str | None = None  # None = any account
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """The settings the rules read, taken from the validated config once."""
+
+    stop_text: str = "STOP SMS au 36111"
+    default_sender: str = "36111"
+    max_recipients: int = 500
+    magic_numbers: bool = True
+    alsace_moselle: bool = False
+    number_plan: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Sms:
+    """One SMS exactly as the operator would have received it."""
+
+    to: str  # normalised: 0XXXXXXXXX
+    sender: str
+    text: str  # as delivered, STOP mention included
+    parts: int
+    encoding: str  # GSM7 or UCS2
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    tel: str  # as the client wrote it
+    code: int
+    sms: Sms | None = None  # set exactly when code == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    results: tuple[Result, ...]
+    debit: int  # SMS parts taken from the credit
+    faults_used: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    warnings: tuple[str, ...] = ()

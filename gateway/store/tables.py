@@ -1,0 +1,167 @@
+"""The database schema (SQLAlchemy Core tables); Alembic migrations in migrations/ mirror it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (autoincrement).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the gateway stores aware UTC instants only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("keyid", String(64), nullable=False, unique=True),
+    Column("login", String(64), nullable=False, unique=True),
+    Column("password", String(128), nullable=False),
+    Column("company", String(200), nullable=False, server_default=""),
+    Column("contact", String(200), nullable=False, server_default=""),
+    Column("phone", String(40), nullable=False, server_default=""),
+    Column("email", String(254), nullable=False, server_default=""),
+    Column("domains", JSON, nullable=False),
+    Column("senders", JSON, nullable=False),
+    Column("credit", BigInteger, nullable=False, server_default="0"),
+    Column("nostop_allowed", Boolean, nullable=False, server_default="0"),
+    Column("quiet_hours_lifted", Boolean, nullable=False, server_default="0"),
+    Column("international_allowed", Boolean, nullable=False, server_default="0"),
+    Column("allowed_ips", JSON, nullable=False),
+    Column("blacklist", JSON, nullable=False),
+    Column("rate_limit", Integer, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# One row per inbound email, whatever became of it.
+emails = Table(
+    "emails",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # processed|duplicate|refused|not_processed
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("code", Integer, nullable=True),  # refusal code (1, 3, 14, 30) or request code
+    Column("email_id", String(64), nullable=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=True),
+    Column("keyid", String(64), nullable=True),
+    Column("sender", String(320), nullable=False, server_default=""),  # From: address
+    Column("envelope_from", String(320), nullable=False, server_default=""),
+    Column("client_ip", String(64), nullable=False, server_default=""),
+    Column("message_id", String(998), nullable=False, server_default=""),
+    Column("subject", Text, nullable=False, server_default=""),
+    Column("results", JSON, nullable=False),  # [{"tel", "code", "message"}]
+    Column("warnings", JSON, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Index("ix_emails_status_id", "status", "id"),
+    Index("ix_emails_email_id_id", "email_id", "id"),
+    Index("ix_emails_account_id_id", "account_id", "id"),
+)
+
+# emailId dedup: the constraint, not a check-then-insert, makes it exact across replicas.
+email_ids = Table(
+    "email_ids",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("email_id", String(64), primary_key=True),
+    Column("email_row", Id, nullable=False),
+)
+
+sms = Table(
+    "sms",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email_row", Id, ForeignKey("emails.id"), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("to", String(32), nullable=False),
+    Column("sender", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("parts", Integer, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("tracker", String(64), nullable=False, server_default=""),
+    Column("email_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_sms_to_id", "to", "id"),
+    Index("ix_sms_account_id_id", "account_id", "id"),
+    Index("ix_sms_tracker_id", "tracker", "id"),
+    Index("ix_sms_email_id_id", "email_id", "id"),
+    Index("ix_sms_email_row", "email_row"),
+)
+
+# The outbox: Ack/Not emails queued in the transaction that applied the request.
+replies = Table(
+    "replies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email_row", Id, ForeignKey("emails.id"), nullable=False),
+    Column("kind", String(8), nullable=False),  # ack|not
+    Column("to", String(320), nullable=False),
+    Column("email_id", String(64), nullable=True),
+    Column("body", Text, nullable=False),  # the XML, as text; sent encoded ISO-8859-1
+    Column("state", String(16), nullable=False),  # pending|delivered|kept|failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Index("ix_replies_state_next", "state", "next_attempt_at"),
+    Index("ix_replies_email_id_id", "email_id", "id"),
+    Index("ix_replies_kind_id", "kind", "id"),
+    Index("ix_replies_to_id", "to", "id"),
+)
+
+faults = Table(
+    "faults",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", Integer, nullable=False),
+    Column("remaining", Integer, nullable=False),
+    Column("number", String(32), nullable=True),
+    Column("keyid", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
