@@ -277,7 +277,7 @@ def _check_env_names(env: Any) -> None:
         upper = name.upper()
         if not upper.startswith(ENV_PREFIX):
             continue
-        rest = upper[len(ENV_PREFIX):].lower()
+        rest = upper[len(ENV_PREFIX) :].lower()
         section, _, key = rest.partition("__")
         if section not in sections:
             raise ConfigError(
@@ -285,12 +285,16 @@ def _check_env_names(env: Any) -> None:
                 f"use MAIL2SMS_<SECTION>__<KEY> with SECTION one of {sorted(sections)}"
             )
         annotation = Settings.model_fields[section].annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            if key not in annotation.model_fields:
-                raise ConfigError(
-                    f"environment variable {name}: unknown key {section}.{key}; "
-                    f"known keys: {sorted(annotation.model_fields)}"
-                )
+        known = (
+            annotation.model_fields
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+        if known is not None and key not in known:
+            raise ConfigError(
+                f"environment variable {name}: unknown key {section}.{key}; "
+                f"known keys: {sorted(known)}"
+            )
 
 
 def _describe(exc: ValidationError, source: str) -> str:

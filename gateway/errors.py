@@ -1,11 +1,11 @@
 """The one exception tree of the gateway (provider refusals are values, never exceptions).
 
-    GatewayError
-    ├── ConfigError        bad settings, CLI arguments or environment: exit status 2
-    ├── StorageError       the database cannot be used as is
-    │   └── NotMigratedError   the schema is not at head: run `mail2sms db upgrade`
-    ├── ProcessingError    an email could not be applied: SMTP 451, the client retries
-    └── DeliveryError      a reply could not be handed to the relay (retried by the outbox)
+GatewayError
+├── ConfigError        bad settings, CLI arguments or environment: exit status 2
+├── StorageError       the database cannot be used as is
+│   └── NotMigratedError   the schema is not at head: run `mail2sms db upgrade`
+├── ProcessingError    an email could not be applied: SMTP 451, the client retries
+└── DeliveryError      a reply could not be handed to the relay (retried by the outbox)
 """
 
 

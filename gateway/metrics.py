@@ -14,11 +14,15 @@ class Metrics:
             "mail2sms_emails", "Inbound emails by outcome", ["status"], registry=self.registry
         )
         self.sms = Counter(
-            "mail2sms_recipients", "Recipients judged, by provider code", ["code"],
+            "mail2sms_recipients",
+            "Recipients judged, by provider code",
+            ["code"],
             registry=self.registry,
         )
         self.replies = Counter(
-            "mail2sms_replies", "Ack/Not replies by state reached", ["state"],
+            "mail2sms_replies",
+            "Ack/Not replies by state reached",
+            ["state"],
             registry=self.registry,
         )
         self.processing = Histogram(

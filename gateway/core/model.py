@@ -61,6 +61,7 @@ class Request:
     recipients: tuple[Recipient, ...]
     numbered: bool  # numX or CSV: the Not uses the numbered <etatN> form
     refusal: int | None = None  # a whole-request refusal (23, 102) once authorised
+    notes: tuple[str, ...] = ()  # what was read but ignored, recorded as warnings on the email
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +128,4 @@ class Decision:
     debit: int  # SMS parts taken from the credit
     faults_used: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[str, ...] = ()
+    tracker: str = ""  # the request's tracker as stored on every SMS

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Update, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.config import AccountSettings
@@ -21,8 +21,10 @@ FIELDS = tuple(AccountSettings.model_fields)
 PUBLIC_COLUMNS = [c for c in accounts.c if c.name != "id"]
 
 
-def validate_fields(fields: Mapping[str, Any], *, partial: bool) -> AccountSettings | dict[str, Any]:
-    """Check client-given account fields with the config's own rules; raise ValueError naming one."""
+def validate_fields(
+    fields: Mapping[str, Any], *, partial: bool
+) -> AccountSettings | dict[str, Any]:
+    """Check client-given account fields with the config rules; a ValueError names the field."""
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown field(s) {unknown}; known: {sorted(FIELDS)}")
@@ -59,7 +61,9 @@ async def create(conn: AsyncConnection, fields: Mapping[str, Any], now: datetime
     return created
 
 
-async def patch(conn: AsyncConnection, keyid: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+async def patch(
+    conn: AsyncConnection, keyid: str, fields: Mapping[str, Any]
+) -> dict[str, Any] | None:
     changes = validate_fields(fields, partial=True)
     assert isinstance(changes, dict)
     if changes:
@@ -73,12 +77,12 @@ async def patch(conn: AsyncConnection, keyid: str, fields: Mapping[str, Any]) ->
 
 async def get(conn: AsyncConnection, keyid: str) -> dict[str, Any] | None:
     row = (await conn.execute(select(*PUBLIC_COLUMNS).where(accounts.c.keyid == keyid))).first()
-    return _public(row._mapping) if row is not None else None
+    return _public(row._asdict()) if row is not None else None
 
 
 async def list_all(conn: AsyncConnection) -> list[dict[str, Any]]:
     rows = await conn.execute(select(*PUBLIC_COLUMNS).order_by(accounts.c.id.desc()))
-    return [_public(row._mapping) for row in rows]
+    return [_public(row._asdict()) for row in rows]
 
 
 def _public(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,7 +105,9 @@ async def seed(conn: AsyncConnection, configured: Sequence[AccountSettings], now
             await conn.execute(insert(accounts).values(**values, created_at=now))
         else:
             values.pop("credit")
-            await conn.execute(update(accounts).where(accounts.c.id == existing.id).values(**values))
+            await conn.execute(
+                update(accounts).where(accounts.c.id == existing.id).values(**values)
+            )
 
 
 async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account | None:
@@ -136,4 +142,13 @@ async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account 
         allowed_ips=tuple(row.allowed_ips),
         blacklist=frozenset(row.blacklist),
         rate_limit=row.rate_limit,
+    )
+
+
+def debit_statement(account_id: int, parts: int) -> Update:
+    """Take `parts` from the credit only if it covers them: never below zero, whoever races."""
+    return (
+        update(accounts)
+        .where(accounts.c.id == account_id, accounts.c.credit >= parts)
+        .values(credit=accounts.c.credit - parts)
     )

@@ -54,6 +54,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+
 accounts = Table(
     "accounts",
     metadata,
@@ -108,7 +109,6 @@ email_ids = Table(
     metadata,
     Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
     Column("email_id", String(64), primary_key=True),
-    Column("email_row", Id, nullable=False),
 )
 
 sms = Table(
@@ -164,4 +164,3 @@ faults = Table(
     Column("keyid", String(64), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
 )
-

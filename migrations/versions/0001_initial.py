@@ -67,9 +67,6 @@ def upgrade() -> None:
             "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("email_id", sa.String(length=64), nullable=False),
-        sa.Column(
-            "email_row", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_email_ids_account_id_accounts")
         ),

@@ -1,0 +1,125 @@
+"""One gateway: settings, engine, clock and the SMTP, HTTP and outbox tasks on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from types import MappingProxyType
+from typing import Any
+
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.core.model import RuleSettings
+from gateway.errors import ConfigError, NotMigratedError, StorageError
+from gateway.events import Changes
+from gateway.metrics import Metrics
+from gateway.store import accounts, migrate
+from gateway.store.engine import make_engine, sqlite_path, write_transaction
+
+log = logging.getLogger("mail2sms")
+
+
+class Gateway:
+    """Everything one running gateway owns. The web API and the pytest plugin use:
+    `settings`, `engine`, `clock`, `changes`, `metrics`, `smtp_port`, `http_port`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clock = Clock(settings.clock.frozen_at())
+        self.changes = Changes()
+        self.metrics = Metrics()
+        self.engine = make_engine(settings.database.url)
+        self.rules = RuleSettings(
+            stop_text=settings.stop.text,
+            default_sender=settings.sms.default_sender,
+            max_recipients=settings.limits.max_recipients,
+            magic_numbers=settings.sms.magic_numbers,
+            alsace_moselle=settings.quiet_hours.alsace_moselle,
+            number_plan=MappingProxyType(dict(settings.number_plan)),
+        )
+        self.smtp_port: int = settings.smtp.port
+        self.http_port: int = settings.http.port
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closers: list[asyncio.Server] = []
+        self._http_server: Any = None
+
+    async def prepare_database(self) -> None:
+        """SQLite is migrated here; any other database must already be at head."""
+        try:
+            if sqlite_path(self.settings.database.url) is not None:
+                await migrate.upgrade(self.engine)
+            elif not await migrate.is_at_head(self.engine):
+                raise NotMigratedError(
+                    f"database {self.engine.url.render_as_string(hide_password=True)} is not at "
+                    "the current schema; run `mail2sms db upgrade` (with the same --config) first"
+                )
+        except NotMigratedError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"cannot use database.url {self.engine.url.render_as_string(hide_password=True)}:"
+                f" {exc}"
+            ) from exc
+        async with write_transaction(self.engine) as conn:
+            await accounts.seed(conn, self.settings.accounts, self.clock.now())
+
+    async def start(self) -> None:
+        """Bind SMTP and HTTP (port 0 picks free ones) and start the writer and the outbox."""
+        from gateway.outbox import Outbox
+        from gateway.service import Service
+        from gateway.smtp import start_smtp
+        from gateway.web.server import start_http
+
+        if not self.settings.http_is_loopback and not self.settings.http.admin_token:
+            raise ConfigError(
+                f"http.admin_token: required when http.host ({self.settings.http.host}) is not "
+                "loopback; set it (MAIL2SMS_HTTP__ADMIN_TOKEN) or bind http.host to 127.0.0.1"
+            )
+        await self.prepare_database()
+        self.service = Service(
+            self.engine, self.clock, self.settings, self.rules, self.changes, self.metrics
+        )
+        self._spawn(self.service.run(), "writer")
+        smtp_server, self.smtp_port = await start_smtp(self.service, self.settings.smtp)
+        self._closers.append(smtp_server)
+        http_server, http_task, self.http_port = await start_http(self)
+        self._http_server = http_server
+        self._tasks.append(http_task)
+        outbox = Outbox(self.engine, self.settings.relay, self.changes, self.metrics)
+        self._spawn(outbox.run(), "outbox")
+        log.info(
+            "mail2sms: SMTP on %s:%d, HTTP on http://%s:%d/, database %s",
+            self.settings.smtp.host,
+            self.smtp_port,
+            self.settings.http.host,
+            self.http_port,
+            self.engine.url.render_as_string(hide_password=True),
+        )
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=f"mail2sms-{name}")
+        task.add_done_callback(self._task_died)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _task_died(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+    async def stop(self) -> None:
+        for server in self._closers:
+            server.close()
+        if self._http_server is not None:
+            self._http_server.should_exit = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for server in self._closers:
+            await server.wait_closed()
+        self._closers.clear()
+        await self.engine.dispose()

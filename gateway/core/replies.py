@@ -1,0 +1,70 @@
+"""The Ack and Not reply bodies, byte for byte in the provider's shapes, and reply addresses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from xml.sax.saxutils import escape
+
+from gateway.core import codes
+
+DECLARATION = '<?xml version="1.0" encoding="ISO-8859-1"?>'
+NO_EMAIL_ID = "?"
+CHARSET = "iso-8859-1"
+
+# One addr-spec, nothing else: no display name, no list, no CR/LF or header text.
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+)
+
+
+def reply_address(value: str) -> str | None:
+    """The address a reply may go to, or None when it is not exactly one plain address."""
+    candidate = value.strip()
+    if _ADDRESS.fullmatch(candidate) is None or ".." in candidate.split("@", 1)[1]:
+        return None
+    return candidate
+
+
+def ack(email_id: str | None, code: int) -> str:
+    return "\n".join(
+        (
+            DECLARATION,
+            "<etatAck>",
+            f"<emailId>{_text(email_id or NO_EMAIL_ID)}</emailId>",
+            f"<code>{code}</code>",
+            f"<message>{_text(codes.ACK_MESSAGES[code])}</message>",
+            "</etatAck>",
+            "",
+        )
+    )
+
+
+def not_report(email_id: str | None, results: Sequence[tuple[str, int]], *, numbered: bool) -> str:
+    """The Not body: `<etat>` for a `num` request, `<etatN>` for numX or CSV (N from 1)."""
+    lines = [
+        DECLARATION,
+        "<etatNot>",
+        f"<emailId>{_text(email_id or NO_EMAIL_ID)}</emailId>",
+        "</etatNot>",
+    ]
+    for index, (tel, code) in enumerate(results, start=1):
+        n = str(index) if numbered else ""
+        lines += [
+            f"<etat{n}>",
+            f"<code{n}>{code}</code{n}>",
+            f"<tel{n}>{_text(tel)}</tel{n}>",
+            f"<message{n}>{_text(codes.message(code))}</message{n}>",
+            f"</etat{n}>",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def encode(body: str) -> bytes:
+    """The bytes of a reply body: ISO-8859-1, anything outside it as a character reference."""
+    return body.encode(CHARSET, "xmlcharrefreplace")
+
+
+def _text(value: str) -> str:
+    return escape(value)

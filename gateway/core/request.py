@@ -1,0 +1,77 @@
+"""From the `<envoi>` fields and the attachments to one Request (recipients and their texts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from gateway.core import codes, csvmerge
+from gateway.core.model import Attachment, Envoi, Recipient, Request
+
+_NUMBERED = re.compile(r"num(\d{1,6})")
+
+
+def build(envoi: Envoi, attachments: Sequence[Attachment], *, max_recipients: int) -> Request:
+    notes: list[str] = []
+    if envoi.error:
+        notes.append(f"envoi: {envoi.error}")
+    mobiles, message = csvmerge.find_csv(attachments)
+    refusal: int | None = None
+    numbered = True
+    if mobiles is not None or message is not None:
+        recipients, refusal = _from_csv(mobiles, message)
+        if any(_field_is_recipient(name) for name in envoi.fields):
+            notes.append("num/sms in the body ignored: the CSV attachments give the recipients")
+    else:
+        recipients, numbered = _from_body(envoi, notes)
+    if refusal is None and len(recipients) > max_recipients:
+        refusal = codes.TOO_MANY_NUMBERS
+    if refusal is not None:
+        recipients = ()
+    return Request(
+        keyid=envoi.get("keyid") or "",
+        email_id=envoi.get("emailid") or "",
+        email_ack=envoi.get("emailack") or "",
+        email_not=envoi.get("emailnot") or "",
+        emetteur=envoi.get("emetteur"),
+        tracker=envoi.get("tracker") or "",
+        smslong=envoi.get("smslong"),
+        nostop=envoi.get("nostop") or "",
+        recipients=recipients,
+        numbered=numbered,
+        refusal=refusal,
+        notes=tuple(notes),
+    )
+
+
+def _field_is_recipient(name: str) -> bool:
+    return name in ("num", "sms") or re.fullmatch(r"(num|sms)\d+", name) is not None
+
+
+def _from_csv(
+    mobiles: bytes | None, message: bytes | None
+) -> tuple[tuple[Recipient, ...], int | None]:
+    if mobiles is None or message is None:
+        return (), codes.INVALID_FILE
+    merged = csvmerge.merge(mobiles, message)
+    if merged is None:
+        return (), codes.INVALID_FILE
+    return tuple(Recipient(tel=num, text=text) for num, text in merged), None
+
+
+def _from_body(envoi: Envoi, notes: list[str]) -> tuple[tuple[Recipient, ...], bool]:
+    default_text = envoi.get("sms") or ""
+    numbered = sorted(
+        (int(match.group(1)), name)
+        for name in envoi.fields
+        if (match := _NUMBERED.fullmatch(name)) is not None
+    )
+    if not numbered:
+        return (Recipient(tel=envoi.get("num") or "", text=default_text),), False
+    if envoi.get("num") is not None:
+        notes.append("num ignored: numX tags give the recipients")
+    recipients = tuple(
+        Recipient(tel=envoi.fields[name], text=envoi.get(f"sms{index}") or default_text)
+        for index, name in numbered
+    )
+    return recipients, True

@@ -1,0 +1,262 @@
+"""What the HTTP API reads (filtered, paginated lists, newest first) and its control writes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, FromClause, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import accounts, email_ids, emails, faults, replies, sms
+
+
+class Page(NamedTuple):
+    items: list[dict[str, Any]]
+    total: int
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _account_id(keyid: str) -> ColumnElement[Any]:
+    # A scalar subquery keeps the filter on the (account_id, id) indexes; unknown keyid → NULL.
+    return select(accounts.c.id).where(accounts.c.keyid == keyid).scalar_subquery()
+
+
+async def _page(
+    conn: AsyncConnection,
+    source: FromClause,
+    columns: Sequence[Any],
+    id_column: ColumnElement[Any],
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
+    offset: int,
+    count_from: FromClause,
+) -> tuple[list[Mapping[str, Any]], int]:
+    """One filter, two statements: the page (ORDER BY id DESC LIMIT) and COUNT(*)."""
+    total = (
+        await conn.execute(select(func.count()).select_from(count_from).where(*conditions))
+    ).scalar_one()
+    if limit == 0 or offset >= total:
+        return [], total
+    rows = await conn.execute(
+        select(*columns)
+        .select_from(source)
+        .where(*conditions)
+        .order_by(id_column.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [row._mapping for row in rows], total
+
+
+async def list_sms(
+    conn: AsyncConnection,
+    *,
+    to: str | None = None,
+    account: str | None = None,
+    tracker: str | None = None,
+    email_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page:
+    conditions: list[ColumnElement[bool]] = []
+    if to is not None:
+        conditions.append(sms.c.to == to)
+    if account is not None:
+        conditions.append(sms.c.account_id == _account_id(account))
+    if tracker is not None:
+        conditions.append(sms.c.tracker == tracker)
+    if email_id is not None:
+        conditions.append(sms.c.email_id == email_id)
+    rows, total = await _page(
+        conn,
+        sms.join(accounts, sms.c.account_id == accounts.c.id),
+        [
+            sms.c.id,
+            sms.c.to,
+            sms.c.sender,
+            sms.c.text,
+            sms.c.parts,
+            sms.c.encoding,
+            sms.c.tracker,
+            accounts.c.keyid.label("account"),
+            sms.c.email_id,
+            sms.c.created_at,
+        ],
+        sms.c.id,
+        conditions,
+        limit,
+        offset,
+        sms,
+    )
+    return Page([{**row, "created_at": _iso(row["created_at"])} for row in rows], total)
+
+
+EMAIL_STATUSES = ("processed", "duplicate", "refused", "not_processed")
+
+
+async def list_emails(
+    conn: AsyncConnection,
+    *,
+    status: str | None = None,
+    email_id: str | None = None,
+    account: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page:
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(emails.c.status == status)
+    if email_id is not None:
+        conditions.append(emails.c.email_id == email_id)
+    if account is not None:
+        conditions.append(emails.c.account_id == _account_id(account))
+    rows, total = await _page(
+        conn,
+        emails,
+        [
+            emails.c.id,
+            emails.c.status,
+            emails.c.reason,
+            emails.c.code,
+            emails.c.email_id,
+            emails.c.keyid.label("account"),
+            emails.c.sender,
+            emails.c.envelope_from,
+            emails.c.client_ip,
+            emails.c.subject,
+            emails.c.message_id,
+            emails.c.received_at,
+            emails.c.results,
+            emails.c.warnings,
+        ],
+        emails.c.id,
+        conditions,
+        limit,
+        offset,
+        emails,
+    )
+    return Page([{**row, "received_at": _iso(row["received_at"])} for row in rows], total)
+
+
+async def email_raw(conn: AsyncConnection, email_row: int) -> bytes | None:
+    raw = (await conn.execute(select(emails.c.raw).where(emails.c.id == email_row))).scalar()
+    return bytes(raw) if raw is not None else None
+
+
+REPLY_KINDS = ("ack", "not")
+
+
+async def list_replies(
+    conn: AsyncConnection,
+    *,
+    kind: str | None = None,
+    email_id: str | None = None,
+    to: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page:
+    conditions: list[ColumnElement[bool]] = []
+    if kind is not None:
+        conditions.append(replies.c.kind == kind)
+    if email_id is not None:
+        conditions.append(replies.c.email_id == email_id)
+    if to is not None:
+        conditions.append(replies.c.to == to)
+    rows, total = await _page(
+        conn,
+        replies,
+        [
+            replies.c.id,
+            replies.c.kind,
+            replies.c.to,
+            replies.c.email_id,
+            replies.c.body,
+            replies.c.state,
+            replies.c.attempts,
+            replies.c.last_error,
+            replies.c.created_at,
+            replies.c.next_attempt_at,
+            replies.c.delivered_at,
+        ],
+        replies.c.id,
+        conditions,
+        limit,
+        offset,
+        replies,
+    )
+    times = ("created_at", "next_attempt_at", "delivered_at")
+    return Page([{**row, **{t: _iso(row[t]) for t in times}} for row in rows], total)
+
+
+async def fingerprint(conn: AsyncConnection) -> dict[str, tuple[Any, ...]]:
+    """Cheap per-topic markers (index lookups only) that move when another replica writes."""
+    row = (
+        await conn.execute(
+            select(
+                select(func.max(sms.c.id)).scalar_subquery(),
+                select(func.max(emails.c.id)).scalar_subquery(),
+                select(func.max(replies.c.id)).scalar_subquery(),
+                select(func.count())
+                .select_from(replies)
+                .where(replies.c.state == "pending")
+                .scalar_subquery(),
+            )
+        )
+    ).one()
+    return {"sms": (row[0],), "emails": (row[1],), "replies": (row[2], row[3])}
+
+
+# Control writes -----------------------------------------------------------------------------
+
+
+def _fault(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {**row, "created_at": _iso(row["created_at"])}
+
+
+async def add_fault(
+    conn: AsyncConnection,
+    *,
+    code: int,
+    count: int,
+    number: str | None,
+    keyid: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    row = (
+        await conn.execute(
+            insert(faults)
+            .values(code=code, remaining=count, number=number, keyid=keyid, created_at=now)
+            .returning(*faults.c)
+        )
+    ).one()
+    return _fault(row._mapping)
+
+
+async def list_faults(conn: AsyncConnection) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(*faults.c).where(faults.c.remaining > 0).order_by(faults.c.id.desc())
+    )
+    return [_fault(row._mapping) for row in rows]
+
+
+async def clear_faults(conn: AsyncConnection) -> int:
+    return (await conn.execute(delete(faults))).rowcount
+
+
+async def reset_messages(conn: AsyncConnection) -> dict[str, int]:
+    """Forget every message (children first, for the foreign keys); emailIds become new again."""
+    deleted: dict[str, int] = {}
+    for name, table in (("sms", sms), ("replies", replies), ("email_ids", email_ids),
+                        ("emails", emails)):
+        deleted[name] = (await conn.execute(delete(table))).rowcount
+    return deleted
+
+
+async def account_exists(conn: AsyncConnection, keyid: str) -> bool:
+    found = await conn.execute(select(accounts.c.id).where(accounts.c.keyid == keyid))
+    return found.first() is not None
