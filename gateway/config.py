@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.errors import ConfigError
 
@@ -150,15 +151,7 @@ DEMO_ACCOUNT = AccountSettings(
 )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        frozen=True,
-        extra="forbid",
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        case_sensitive=False,
-    )
-
+class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -188,18 +181,6 @@ class Settings(BaseSettings):
             seen.add(account.keyid)
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment overrides the file; the file arrives as init arguments.
-        return (env_settings, init_settings)
-
     @property
     def http_is_loopback(self) -> bool:
         return is_loopback(self.http.host)
@@ -227,10 +208,10 @@ def parse_instant(value: str) -> datetime:
 
 def load_settings(
     path: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read, merge and validate; every mistake becomes a ConfigError naming the key."""
+    """File, then `overrides`, then MAIL2SMS_* variables; every mistake is a ConfigError."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -243,22 +224,15 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     if overrides:
-        data = _deep_merge(data, overrides)
-    env = os.environ if environ is None else environ
-    _check_env_names(env)
-    saved = None
-    if environ is not None:
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(environ)
+        data = _deep_merge(data, dict(overrides))
+    from_env = _from_environment(os.environ if environ is None else environ)
+    if from_env:
+        data = _deep_merge(data, from_env)
+        source += " + environment"
     try:
-        return Settings(**data)
+        return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
-    finally:
-        if saved is not None:
-            os.environ.clear()
-            os.environ.update(saved)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -271,30 +245,38 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _check_env_names(env: Any) -> None:
-    sections = set(Settings.model_fields)
-    for name in env:
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX):
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """MAIL2SMS_<SECTION>__<KEY>=value as {section: {key: value}}; JSON for lists and tables."""
+    found: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX):
             continue
-        rest = upper[len(ENV_PREFIX) :].lower()
-        section, _, key = rest.partition("__")
-        if section not in sections:
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in Settings.model_fields:
             raise ConfigError(
-                f"environment variable {name}: unknown section {section!r}; "
-                f"use MAIL2SMS_<SECTION>__<KEY> with SECTION one of {sorted(sections)}"
+                f"environment variable {name}: unknown section {section!r}; use "
+                f"MAIL2SMS_<SECTION>__<KEY> with SECTION one of {sorted(Settings.model_fields)}"
             )
+        parsed: Any = value
+        if value.strip().startswith(("[", "{")):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"environment variable {name}: not valid JSON: {exc}") from None
+        if not key:
+            found[section] = parsed
+            continue
         annotation = Settings.model_fields[section].annotation
-        known = (
-            annotation.model_fields
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-        if known is not None and key not in known:
-            raise ConfigError(
-                f"environment variable {name}: unknown key {section}.{key}; "
-                f"known keys: {sorted(known)}"
-            )
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if key not in annotation.model_fields:
+                raise ConfigError(
+                    f"environment variable {name}: unknown key {section}.{key}; "
+                    f"known keys: {sorted(annotation.model_fields)}"
+                )
+        elif section != "number_plan":
+            raise ConfigError(f"environment variable {name}: set {section} as a whole, as JSON")
+        found.setdefault(section, {})[key] = parsed
+    return found
 
 
 def _describe(exc: ValidationError, source: str) -> str:

@@ -1,0 +1,83 @@
+"""Settings: file, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_settings
+from gateway.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_config_is_valid_and_matches_the_defaults() -> None:
+    assert load_settings(ROOT / "config.example.toml", environ={}) == load_settings(environ={})
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[smtp]\nport = 2600\n")
+    settings = load_settings(path, environ={"MAIL2SMS_SMTP__PORT": "2700"})
+    assert settings.smtp.port == 2700
+
+
+def test_environment_takes_json_for_lists() -> None:
+    env = {"MAIL2SMS_SMTP__GATEWAY_ADDRESSES": '["a@b.fr", "C@D.fr"]'}
+    assert load_settings(environ=env).smtp.gateway_addresses == ("a@b.fr", "c@d.fr")
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("[smtp]\nprot = 1\n", "smtp.prot"),
+        ("[smtp]\nport = 'abc'\n", "smtp.port"),
+        ("[smtp]\nport = 70000\n", "smtp.port"),
+        ("[database]\nurl = 'mysql://x'\n", "database.url"),
+        ("[clock]\nfixed = '2026-11-29T21:00:00'\n", "clock.fixed"),
+        ("[number_plan]\n'6' = 'mobile'\n", "number_plan"),
+        ("[number_plan]\n'0612' = 'landline'\n", "number_plan.0612"),
+        ("[[accounts]]\nkeyid = 'a'\ncredit = -1\n", "accounts.0.credit"),
+        ("[[accounts]]\nkeyid = 'a'\nallowed_ips = ['nope']\n", "accounts.0.allowed_ips"),
+        ("[[accounts]]\nkeyid = 'a'\n[[accounts]]\nkeyid = 'a'\n", "appears twice"),
+        ("[unknown]\nx = 1\n", "unknown"),
+    ],
+)
+def test_bad_file_names_the_key(tmp_path: Path, toml: str, named: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("MAIL2SMS_SMTPX__PORT", "unknown section 'smtpx'"),
+        ("MAIL2SMS_SMTP__PROT", "unknown key smtp.prot"),
+    ],
+)
+def test_bad_environment_names_the_variable(name: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(environ={name: "1"})
+
+
+def test_missing_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_command_line_exits_2_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[http]\nport = 'x'\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(path), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "http.port" in done.stderr
