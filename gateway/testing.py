@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +82,11 @@ class RunningGateway:
     def send(self, raw: bytes | str | EmailMessage, *, mail_from: str = "app@example.com") -> str:
         """Send one email over SMTP; returns the server's final reply (250 … or raises)."""
         if isinstance(raw, EmailMessage):
-            raw = raw.as_bytes()
+            raw = raw.as_bytes(policy=SMTP_POLICY)
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
+        # SMTP lines end with CRLF; a bare LF would make the whole message one "line".
+        raw = re.sub(rb"\r?\n", b"\r\n", raw)
         with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=30) as client:
             client.sendmail(mail_from, [self.address], raw)
             return "250"
