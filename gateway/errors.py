@@ -31,3 +31,7 @@ class ProcessingError(GatewayError):
 
 class DeliveryError(GatewayError):
     """The relay refused or could not be reached."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The relay refused this reply with a 5xx, or it cannot be sent at all: do not retry."""

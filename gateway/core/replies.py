@@ -10,6 +10,7 @@ from gateway.core import codes
 
 DECLARATION = '<?xml version="1.0" encoding="ISO-8859-1"?>'
 NO_EMAIL_ID = "?"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 CHARSET = "iso-8859-1"
 
 # One addr-spec, nothing else: no display name, no list, no CR/LF or header text.
@@ -67,4 +68,5 @@ def encode(body: str) -> bytes:
 
 
 def _text(value: str) -> str:
-    return escape(value)
+    # Control characters (a CR in a tel value would become a line break on the wire) go.
+    return escape(_CONTROL.sub("", value))

@@ -76,6 +76,7 @@ accounts = Table(
     Column("blacklist", JSON, nullable=False),
     Column("rate_limit", Integer, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # One row per inbound email, whatever became of it.
@@ -101,6 +102,7 @@ emails = Table(
     Index("ix_emails_status_id", "status", "id"),
     Index("ix_emails_email_id_id", "email_id", "id"),
     Index("ix_emails_account_id_id", "account_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 # emailId dedup: the constraint, not a check-then-insert, makes it exact across replicas.
@@ -130,6 +132,7 @@ sms = Table(
     Index("ix_sms_tracker_id", "tracker", "id"),
     Index("ix_sms_email_id_id", "email_id", "id"),
     Index("ix_sms_email_row", "email_row"),
+    sqlite_autoincrement=True,
 )
 
 # The outbox: Ack/Not emails queued in the transaction that applied the request.
@@ -152,6 +155,7 @@ replies = Table(
     Index("ix_replies_email_id_id", "email_id", "id"),
     Index("ix_replies_kind_id", "kind", "id"),
     Index("ix_replies_to_id", "to", "id"),
+    sqlite_autoincrement=True,
 )
 
 faults = Table(
@@ -163,4 +167,5 @@ faults = Table(
     Column("number", String(32), nullable=True),
     Column("keyid", String(64), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
 )

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("rate_limit", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
+        sqlite_autoincrement=True,
         sa.UniqueConstraint("keyid", name=op.f("uq_accounts_keyid")),
         sa.UniqueConstraint("login", name=op.f("uq_accounts_login")),
     )
@@ -60,6 +61,7 @@ def upgrade() -> None:
         sa.Column("keyid", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_faults")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "email_ids",
@@ -101,6 +103,7 @@ def upgrade() -> None:
             ["account_id"], ["accounts.id"], name=op.f("fk_emails_account_id_accounts")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_emails")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("emails", schema=None) as batch_op:
         batch_op.create_index("ix_emails_account_id_id", ["account_id", "id"], unique=False)
@@ -132,6 +135,7 @@ def upgrade() -> None:
             ["email_row"], ["emails.id"], name=op.f("fk_replies_email_row_emails")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_replies")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("replies", schema=None) as batch_op:
         batch_op.create_index("ix_replies_email_id_id", ["email_id", "id"], unique=False)
@@ -166,6 +170,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["email_row"], ["emails.id"], name=op.f("fk_sms_email_row_emails")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sms")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("sms", schema=None) as batch_op:
         batch_op.create_index("ix_sms_account_id_id", ["account_id", "id"], unique=False)
