@@ -43,9 +43,9 @@ def upgrade() -> None:
         sa.Column("rate_limit", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
-        sqlite_autoincrement=True,
         sa.UniqueConstraint("keyid", name=op.f("uq_accounts_keyid")),
         sa.UniqueConstraint("login", name=op.f("uq_accounts_login")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "faults",

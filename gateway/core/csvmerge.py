@@ -1,0 +1,79 @@
+"""The CSV attachments: mobiles.csv and message.csv merged into (number, text) pairs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from gateway.core.envoi import LINE_FEED_MARK
+from gateway.core.model import Attachment
+
+MOBILES = "mobiles.csv"
+MESSAGE = "message.csv"
+SEPARATOR = ";;"
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_PLACEHOLDER = re.compile(r"\[([1-9][0-9]*)\]")
+_MAX_PLACEHOLDER_DIGITS = 6  # [1234567] and beyond can have no value: no int() of huge digit runs
+
+
+def decode_attachment(content: bytes) -> str:
+    """An attachment's text: UTF-8 (with or without BOM), else windows-1252; LF line ends."""
+    if content.startswith(_UTF8_BOM):
+        content = content[len(_UTF8_BOM) :]
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = content.decode("cp1252", "replace")
+    return _LINE_BREAK.sub("\n", text)
+
+
+def merge(mobiles: bytes, message: bytes) -> list[tuple[str, str]] | None:
+    """One (number, text) per line of mobiles.csv; None when the files are not usable (102)."""
+    template = next((line.strip() for line in _lines(message) if line.strip()), None)
+    if template is None:
+        return None
+    # The message line follows the body's convention: "Ö" stands for a line feed.
+    template = unicodedata.normalize("NFC", template).replace(LINE_FEED_MARK, "\n")
+    recipients: list[tuple[str, str]] = []
+    for line in _lines(mobiles):
+        if not line.strip():
+            continue
+        num, *values = (cell.strip() for cell in line.split(SEPARATOR))
+        recipients.append((num, _fill(template, values)))
+    return recipients or None
+
+
+def _lines(content: bytes) -> list[str]:
+    return decode_attachment(content).split("\n")
+
+
+def _fill(template: str, values: Sequence[str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        digits = match.group(1)
+        if len(digits) > _MAX_PLACEHOLDER_DIGITS:
+            return ""
+        index = int(digits)
+        return values[index - 1] if index <= len(values) else ""
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def find_csv(attachments: Sequence[Attachment]) -> tuple[bytes | None, bytes | None]:
+    """The contents of mobiles.csv and message.csv (first of each name), None when absent."""
+    mobiles: bytes | None = None
+    message: bytes | None = None
+    for attachment in attachments:
+        name = _basename(attachment.filename)
+        if name == MOBILES and mobiles is None:
+            mobiles = attachment.content
+        elif name == MESSAGE and message is None:
+            message = attachment.content
+    return mobiles, message
+
+
+def _basename(filename: str) -> str:
+    # Some Windows clients send the whole path: "C:\Users\me\mobiles.csv".
+    return re.split(r"[\\/]", filename)[-1].strip().lower()

@@ -1,0 +1,270 @@
+"""Reading a raw inbound email: its From address and the text/plain body and attachments."""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import email.parser
+import email.policy
+import re
+from email.message import Message
+from email.utils import collapse_rfc2231_value, getaddresses
+
+from gateway.core.model import Attachment, MailContent
+
+_NOT_TEXT_PLAIN = "only text/plain is processed"
+
+# The charsets clients declare for Western European text while actually writing
+# windows-1252 (Outlook's € and ’ in an "iso-8859-1" email), by codec name.
+_READ_AS_CP1252 = frozenset({"iso8859-1", "cp1252"})
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_BETWEEN_ENCODED_WORDS = re.compile(r"(?<=\?=)[ \t]+(?==\?)")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
+_MAX_FROM_CHARS = 2000
+_ADDR_SPEC = r"[^\s\x00-\x1f\x7f<>()@,;:\\\"\[\]]+@[^\s\x00-\x1f\x7f<>()@,;:\\\"\[\]]+"
+_VALID_ADDR = re.compile(_ADDR_SPEC)
+_SIMPLE_FROM = re.compile(
+    rf'(?:(?:\s*"[^"\\]*"\s*|[^"<>()@,;:\\]*)<({_ADDR_SPEC})>|\s*({_ADDR_SPEC}))\s*'
+)
+
+
+def extract(raw: bytes) -> MailContent:
+    """What the gateway reads in a raw email; never raises, whatever the bytes are."""
+    try:
+        return _extract(raw)
+    except Exception as exc:  # a malformed email is a value, never a crash of the SMTP handler
+        return MailContent(
+            from_address="", text=None, reason=f"unreadable email ({type(exc).__name__})"
+        )
+
+
+def _extract(raw: bytes) -> MailContent:
+    msg = _repaired(email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw))
+    text, reason, attachments = _body(msg)
+    return MailContent(
+        from_address=_from_address(_header(msg, "from")),
+        text=text,
+        reason=reason,
+        attachments=attachments,
+        subject=_decode_encoded_words(_header(msg, "subject")).strip(),
+        message_id=_header(msg, "message-id").strip(),
+    )
+
+
+def _body(msg: Message) -> tuple[str | None, str, tuple[Attachment, ...]]:
+    ctype = msg.get_content_type()
+    if ctype == "multipart/mixed":
+        return _mixed(msg)
+    text, reason = _single_body(msg)
+    return text, reason, ()
+
+
+def _single_body(part: Message) -> tuple[str | None, str]:
+    """The text of a part that stands for the body, or why it is not processed."""
+    ctype = part.get_content_type()
+    if ctype == "text/plain":
+        return _text_plain(part), ""
+    if ctype == "text/html":
+        return None, f"html body: {_NOT_TEXT_PLAIN}"
+    if ctype == "multipart/alternative":
+        return _alternative(part)
+    if part.get_content_maintype() == "multipart":
+        return None, f"{ctype}: {_NOT_TEXT_PLAIN}"
+    return None, f"{ctype} body: {_NOT_TEXT_PLAIN}"
+
+
+def _alternative(part: Message) -> tuple[str | None, str]:
+    # An alternative offering HTML is formatted mail, which the provider refuses; one
+    # offering only plain text (a few clients do that) is read as that text.
+    children = _children(part)
+    if not any(child.get_content_type() == "text/html" for child in children):
+        for child in children:
+            if child.get_content_type() == "text/plain":
+                return _text_plain(child), ""
+    return None, f"multipart/alternative: {_NOT_TEXT_PLAIN}"
+
+
+def _mixed(msg: Message) -> tuple[str | None, str, tuple[Attachment, ...]]:
+    children = _children(msg)
+    body = next((child for child in children if _filename(child) is None), None)
+    if body is None:
+        return None, f"multipart/mixed without a text body: {_NOT_TEXT_PLAIN}", ()
+    text, reason = _single_body(body)
+    attachments: list[Attachment] = []
+    for child in children:
+        name = _filename(child)
+        if child is body or name is None or child.is_multipart():
+            continue
+        content = _transfer_decoded(child)
+        attachments.append(Attachment(filename=name, content=content))
+    return text, reason, tuple(attachments)
+
+
+def _children(part: Message) -> list[Message]:
+    payload = part.get_payload()
+    if not isinstance(payload, list):  # a multipart without a usable boundary
+        return []
+    return [_repaired(child) for child in payload if isinstance(child, Message)]
+
+
+def _repaired(part: Message) -> Message:
+    """The part with 8-bit header values made text, so that parameters read right."""
+    items = list(part.raw_items())
+    if any(_has_8bit(value) for _, value in items):
+        for name in {name for name, _ in items}:
+            del part[name]
+        for name, value in items:
+            part[name] = _unescape_8bit(value)
+    return part
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:  # a parameter the stdlib cannot unquote: no usable name
+        return None
+    if not isinstance(name, str):
+        return None
+    name = _decode_encoded_words(_unescape_8bit(name)).strip()
+    return name or None
+
+
+def _transfer_decoded(part: Message) -> bytes:
+    cte = part.get("content-transfer-encoding")
+    if cte is not None:
+        # The stdlib only recognises an exact lower-case value ("base64", not "Base64 ").
+        canonical = str(cte).strip().lower()
+        if canonical != str(cte):
+            part.replace_header("content-transfer-encoding", canonical)
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _text_plain(part: Message) -> str:
+    params = _content_type_params(part)
+    text = decode_bytes(_transfer_decoded(part), params.get("charset"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if params.get("format", "").lower() == "flowed":
+        text = unflow(text, delsp=params.get("delsp", "").lower() == "yes")
+    return text
+
+
+def _content_type_params(part: Message) -> dict[str, str]:
+    # Read once: each get_param() parses the whole header again.
+    params: dict[str, str] = {}
+    for name, value in part.get_params(failobj=[])[1:]:
+        params.setdefault(name.lower(), collapse_rfc2231_value(value).strip())
+    return params
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Bytes in a declared (or undeclared: None) charset as text; never raises."""
+    codec = _codec_name(charset)
+    if codec in _READ_AS_CP1252:
+        return data.decode("cp1252", "replace")
+    if codec is None or codec == "ascii":
+        # Undeclared, unknown or "us-ascii" with 8-bit bytes: mail clients mean UTF-8
+        # nowadays, and windows-1252 before that.
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode("cp1252", "replace")
+    try:
+        return data.decode(codec, "replace")
+    except (LookupError, UnicodeError, ValueError):  # a non-text codec, e.g. "base64"
+        return data.decode("cp1252", "replace")
+
+
+def _codec_name(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    try:
+        return codecs.lookup(charset.strip().strip('"')).name
+    except (LookupError, ValueError):
+        return None
+
+
+def unflow(text: str, *, delsp: bool) -> str:
+    """Undo RFC 3676 format=flowed: join soft-broken lines (text uses LF line ends)."""
+    body, final_line_end = (text[:-1], "\n") if text.endswith("\n") else (text, "")
+    out: list[str] = []
+    pieces: list[str] = []  # the flowed lines of the paragraph being joined
+    depth = 0
+    for line in body.split("\n"):
+        line_depth = len(line) - len(line.lstrip(">"))
+        content = line[line_depth:]
+        if content.startswith(" "):  # space-stuffing
+            content = content[1:]
+        if pieces and line_depth != depth:  # a flowed line never joins another quote depth
+            out.append(_quoted("".join(pieces), depth))
+            pieces = []
+        depth = line_depth
+        if content.endswith(" ") and content != "-- ":  # flowed; "-- " is the signature mark
+            pieces.append(content[:-1] if delsp else content)
+        else:
+            pieces.append(content)
+            out.append(_quoted("".join(pieces), depth))
+            pieces = []
+    if pieces:
+        out.append(_quoted("".join(pieces), depth))
+    return "\n".join(out) + final_line_end
+
+
+def _quoted(line: str, depth: int) -> str:
+    return ">" * depth + " " + line if depth else line
+
+
+def _header(msg: Message, name: str) -> str:
+    """The first header of that name as text, unfolded ("" when absent)."""
+    for key, value in msg.raw_items():
+        if key.lower() == name and isinstance(value, str):
+            return _FOLD.sub("", _unescape_8bit(value))
+    return ""
+
+
+def _unescape_8bit(value: str) -> str:
+    # The parser keeps raw 8-bit header bytes as surrogate escapes; a header written
+    # in 8-bit by a careless client is UTF-8, else windows-1252.
+    if not _has_8bit(value):
+        return value
+    return decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+
+
+def _has_8bit(value: str) -> bool:
+    return not value.isascii() and _SURROGATE_ESCAPE.search(value) is not None
+
+
+def _decode_encoded_words(value: str) -> str:
+    """RFC 2047 encoded words decoded; a malformed one stays as written."""
+    value = _BETWEEN_ENCODED_WORDS.sub("", value)
+    return _ENCODED_WORD.sub(_decode_encoded_word, value)
+
+
+def _decode_encoded_word(match: re.Match[str]) -> str:
+    charset, encoding, payload = match.groups()
+    charset = charset.split("*", 1)[0]  # RFC 2231 language suffix: utf-8*fr
+    try:
+        if encoding in "bB":
+            data = binascii.a2b_base64(payload + "=" * (-len(payload) % 4), strict_mode=True)
+        else:
+            data = binascii.a2b_qp(payload.encode("ascii"), header=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return decode_bytes(data, charset)
+
+
+def _from_address(value: str) -> str:
+    # Parsed before any encoded word is decoded, so that a display name can never pose
+    # as the address the authorisation reads; an ambiguous header (two addresses,
+    # "a@trusted.example <b@other.example>") reads as no address at all.
+    if len(value) > _MAX_FROM_CHARS:  # no real From is that long; the parser is slow on it
+        return ""
+    simple = _SIMPLE_FROM.fullmatch(value)
+    if simple is not None:  # the usual shapes, without the full RFC 5322 parser's cost
+        return (simple.group(1) or simple.group(2)).lower()
+    found = [addr.strip() for _, addr in getaddresses([value]) if "@" in addr]
+    if len(found) != 1 or _VALID_ADDR.fullmatch(found[0]) is None:
+        return ""
+    return found[0].lower()
