@@ -29,6 +29,7 @@ from gateway.events import Changes
 from gateway.metrics import Metrics
 from gateway.store import accounts
 from gateway.store.engine import write_transaction
+from gateway.store.tables import accounts as accounts_table
 from gateway.store.tables import email_ids, emails, faults, sms
 from gateway.store.tables import replies as replies_table
 
@@ -136,6 +137,7 @@ class Service:
         results: dict[int, Outcome | BaseException] = {}
         try:
             async with write_transaction(self._engine) as conn:
+                await self._lock_accounts(conn, batch)
                 for job in batch:
                     try:
                         async with conn.begin_nested():
@@ -161,6 +163,23 @@ class Service:
                 job.future.set_result(outcome)
             else:
                 job.future.set_exception(ProcessingError("the email could not be applied"))
+
+    @staticmethod
+    async def _lock_accounts(conn: AsyncConnection, batch: Sequence[_Job]) -> None:
+        """PostgreSQL: lock the batch's accounts up front, in id order. Each email locks its
+        account anyway; taken one by one, in the batch's order, two replicas whose batches
+        hold the same accounts in another order would deadlock instead of queueing."""
+        if conn.dialect.name != "postgresql":
+            return
+        keyids = {job.request.keyid.strip() for job in batch if job.request is not None}
+        keyids.discard("")
+        if keyids:
+            await conn.execute(
+                select(accounts_table.c.id)
+                .where(accounts_table.c.keyid.in_(sorted(keyids)))
+                .order_by(accounts_table.c.id)
+                .with_for_update()
+            )
 
     async def _apply(self, conn: AsyncConnection, job: _Job, now: datetime) -> Outcome:
         content, request = job.content, job.request
@@ -250,11 +269,15 @@ class Service:
     async def _decide(
         self, conn: AsyncConnection, request: Request, account: Account, now: datetime
     ) -> Decision:
-        active = await conn.execute(
+        query = (
             select(faults.c.id, faults.c.code, faults.c.remaining, faults.c.number, faults.c.keyid)
             .where(faults.c.remaining > 0)
             .order_by(faults.c.id)
         )
+        if conn.dialect.name == "postgresql":
+            # Replicas must not both spend a fault's last use; id order keeps locks deadlock-free.
+            query = query.with_for_update()
+        active = await conn.execute(query)
         pending = tuple(
             Fault(id=f.id, code=f.code, remaining=f.remaining, number=f.number, keyid=f.keyid)
             for f in active

@@ -42,9 +42,13 @@ class Handler:
             raw = raw.encode("utf-8", "surrogateescape")
         peer = session.peer
         client_ip = peer[0] if isinstance(peer, tuple) else ""
+        # aiosmtpd keeps 8-bit bytes of MAIL FROM as surrogate escapes, which no database
+        # can store; they become U+FFFD, and NUL (PostgreSQL refuses it in text) goes.
+        sender = (envelope.mail_from or "").encode("utf-8", "surrogateescape")
+        envelope_from = sender.decode("utf-8", "replace").replace("\x00", "")
         try:
             outcome = await self._service.submit(
-                raw, envelope_from=envelope.mail_from or "", client_ip=client_ip
+                raw, envelope_from=envelope_from, client_ip=client_ip
             )
         except ProcessingError as exc:
             log.warning("451 for email from %s: %s", envelope.mail_from, exc)

@@ -48,8 +48,8 @@ def _extract(raw: bytes) -> MailContent:
         text=text,
         reason=reason,
         attachments=attachments,
-        subject=_decode_encoded_words(_header(msg, "subject")).strip(),
-        message_id=_header(msg, "message-id").strip(),
+        subject=_decode_encoded_words(_header(msg, "subject")).replace("\x00", "").strip(),
+        message_id=_header(msg, "message-id").replace("\x00", "").strip(),
     )
 
 
@@ -97,7 +97,9 @@ def _mixed(msg: Message) -> tuple[str | None, str, tuple[Attachment, ...]]:
         name = _filename(child)
         if child is body or name is None or child.is_multipart():
             continue
-        content = _transfer_decoded(child)
+        # Attachments are only ever read as CSV text, where NUL means nothing (and
+        # PostgreSQL cannot store it in an SMS text).
+        content = _transfer_decoded(child).replace(b"\x00", b"")
         attachments.append(Attachment(filename=name, content=content))
     return text, reason, tuple(attachments)
 
@@ -145,7 +147,8 @@ def _transfer_decoded(part: Message) -> bytes:
 def _text_plain(part: Message) -> str:
     params = _content_type_params(part)
     text = decode_bytes(_transfer_decoded(part), params.get("charset"))
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # NUL has no place in mail text (RFC 5322) and PostgreSQL cannot store it in text.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     if params.get("format", "").lower() == "flowed":
         text = unflow(text, delsp=params.get("delsp", "").lower() == "yes")
     return text

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, insert, select, update
+from sqlalchemy import Update, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.config import AccountSettings
@@ -19,6 +19,7 @@ from gateway.store.tables import accounts
 LIST_FIELDS = ("domains", "senders", "allowed_ips", "blacklist")
 FIELDS = tuple(AccountSettings.model_fields)
 PUBLIC_COLUMNS = [c for c in accounts.c if c.name != "id"]
+SEED_LOCK = 0x6D61696C32736D73  # "mail2sms": the advisory lock held while seeding accounts
 
 
 def validate_fields(
@@ -94,6 +95,9 @@ def _public(row: Mapping[str, Any]) -> dict[str, Any]:
 async def seed(conn: AsyncConnection, configured: Sequence[AccountSettings], now: datetime) -> None:
     """Create the configured accounts when missing, else update them — except credit,
     which is set at creation only (the API and CLI manage it afterwards)."""
+    if conn.dialect.name == "postgresql":
+        # Replicas starting together on one database seed one after the other, or both insert.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEED_LOCK})
     for settings in configured:
         values = _row_values(settings)
         values["login"] = values["login"] or settings.keyid

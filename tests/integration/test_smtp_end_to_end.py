@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import sqlite3
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from gateway.testing import RunningGateway, fixture_settings
+from gateway.config import Settings
+from gateway.testing import RunningGateway
+from tests.postgres import PostgresServer
 from tests.relay import Relay
 
 REQUESTS = Path(__file__).resolve().parents[1] / "fixtures" / "requests"
@@ -35,8 +40,8 @@ def _request(gw: RunningGateway, body: str, sender: str = "app@example.com") -> 
     return gw.request_email(body, sender=sender).as_bytes()
 
 
-def test_single_recipient_example_sends_one_sms_with_stop(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_single_recipient_example_sends_one_sms_with_stop(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     gw.send(_eml("single"))
     (sms,) = gw.wait_for_sms(1, email_id="1548")
     assert (sms["to"], sms["sender"], sms["text"]) == ("0601020304", "MaSociete", PROMO + STOP)
@@ -46,8 +51,8 @@ def test_single_recipient_example_sends_one_sms_with_stop(mail2sms_gateway: Runn
 
 
 @pytest.mark.parametrize("name", ["numx_same_text", "numx_own_text"])
-def test_numx_examples_give_numbered_not(mail2sms_gateway: RunningGateway, name: str) -> None:
-    gw = mail2sms_gateway
+def test_numx_examples_give_numbered_not(gateway_on: RunningGateway, name: str) -> None:
+    gw = gateway_on
     gw.send(_eml(name))
     email_id = {"numx_same_text": 1549, "numx_own_text": 1550}[name]
     sent = gw.wait_for_sms(2, email_id=str(email_id))
@@ -56,16 +61,16 @@ def test_numx_examples_give_numbered_not(mail2sms_gateway: RunningGateway, name:
     assert _body(gw.wait_for_reply("not", email_id)) == _expected(f"{name}.not.xml")
 
 
-def test_own_texts_go_to_their_numbers(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_own_texts_go_to_their_numbers(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     gw.send(_eml("numx_own_text"))
     texts = {s["to"]: s["text"] for s in gw.wait_for_sms(2)}
     assert texts["0601020304"].startswith("L'été est fini! Super promo -10%")
     assert texts["0601020305"].startswith("L'été est fini! Super promo -20%")
 
 
-def test_duplicate_email_id_gets_ack_1_and_sends_nothing(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_duplicate_email_id_gets_ack_1_and_sends_nothing(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     gw.send(_eml("single"))
     gw.send(_eml("single"))
     acks = gw.replies(kind="ack", email_id="1548")
@@ -78,8 +83,8 @@ def test_duplicate_email_id_gets_ack_1_and_sends_nothing(mail2sms_gateway: Runni
     assert [e["status"] for e in gw.emails()] == ["duplicate", "processed"]
 
 
-def test_missing_email_id_gets_ack_2_and_sends_nothing(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_missing_email_id_gets_ack_2_and_sends_nothing(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     gw.send(_eml("missing_email_id"))
     (ack,) = gw.replies(kind="ack")
     assert _body(ack) == _expected("missing_email_id.ack.xml")
@@ -92,9 +97,9 @@ def test_missing_email_id_gets_ack_2_and_sends_nothing(mail2sms_gateway: Running
     [("", "app@example.com", 1), ("unknown", "app@example.com", 3), ("demo", "app@evil.test", 30)],
 )
 def test_unauthorised_email_is_refused_without_any_reply(
-    mail2sms_gateway: RunningGateway, keyid: str, sender: str, code: int
+    gateway_on: RunningGateway, keyid: str, sender: str, code: int
 ) -> None:
-    gw = mail2sms_gateway
+    gw = gateway_on
     body = (
         f"<envoi><keyid>{keyid}</keyid><num>0601020304</num><sms>x</sms>"
         "<emailAck>ack@masociete.com</emailAck><emailId>1</emailId></envoi>"
@@ -106,8 +111,8 @@ def test_unauthorised_email_is_refused_without_any_reply(
     assert gw.sms() == []
 
 
-def test_html_only_mail_is_not_processed(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_html_only_mail_is_not_processed(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     message = gw.request_email("")
     message.set_content(
         "<html><body><envoi><keyid>demo</keyid></envoi></body></html>", subtype="html"
@@ -119,8 +124,8 @@ def test_html_only_mail_is_not_processed(mail2sms_gateway: RunningGateway) -> No
     assert gw.replies() == []
 
 
-def test_other_recipients_are_refused_with_550(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_other_recipients_are_refused_with_550(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     with smtplib.SMTP(gw.smtp_host, gw.smtp_port, timeout=30) as client:
         client.ehlo()
         client.mail("app@example.com")
@@ -129,8 +134,8 @@ def test_other_recipients_are_refused_with_550(mail2sms_gateway: RunningGateway)
 
 
 @pytest.mark.mail2sms(config={"smtp": {"max_message_size": 2048}})
-def test_message_over_size_gets_552(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_message_over_size_gets_552(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     body = "<envoi><keyid>demo</keyid><sms>" + "x" * 4000 + "</sms></envoi>"
     with pytest.raises(smtplib.SMTPException) as raised:
         gw.send(_request(gw, body))
@@ -138,8 +143,8 @@ def test_message_over_size_gets_552(mail2sms_gateway: RunningGateway) -> None:
     assert gw.emails() == []
 
 
-def test_credit_is_debited_per_part_and_runs_out_with_12(mail2sms_gateway: RunningGateway) -> None:
-    gw = mail2sms_gateway
+def test_credit_is_debited_per_part_and_runs_out_with_12(gateway_on: RunningGateway) -> None:
+    gw = gateway_on
     account = gw.add_account(domains=["example.com"], credit=3)
     body = (
         f"<envoi><keyid>{account['keyid']}</keyid>"
@@ -157,27 +162,47 @@ def test_credit_is_debited_per_part_and_runs_out_with_12(mail2sms_gateway: Runni
     assert detail["credit"] == 1
 
 
+def _break_sms_inserts(gw: RunningGateway, request: pytest.FixtureRequest, broken: bool) -> None:
+    """Make every SMS insert fail (a trigger), or work again, behind the gateway's back."""
+    url = make_url(gw.settings.database.url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        with contextlib.closing(sqlite3.connect(url.database)) as db, db:
+            db.execute(
+                "CREATE TRIGGER no_sms BEFORE INSERT ON sms BEGIN SELECT RAISE(ABORT, 'x'); END"
+                if broken
+                else "DROP TRIGGER no_sms"
+            )
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    assert url.database is not None
+    server.sql(
+        "CREATE FUNCTION no_sms() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'x'; END $$;"
+        " CREATE TRIGGER no_sms BEFORE INSERT ON sms FOR EACH ROW EXECUTE FUNCTION no_sms();"
+        if broken
+        else "DROP TRIGGER no_sms ON sms; DROP FUNCTION no_sms();",
+        url.database,
+    )
+
+
 def test_a_failure_inside_processing_answers_451_and_keeps_nothing(
-    mail2sms_gateway: RunningGateway,
+    gateway_on: RunningGateway, request: pytest.FixtureRequest
 ) -> None:
-    gw = mail2sms_gateway
-    database = gw.settings.database.url.removeprefix("sqlite+aiosqlite:///")
-    with sqlite3.connect(database) as db:
-        db.execute("CREATE TRIGGER no_sms BEFORE INSERT ON sms BEGIN SELECT RAISE(ABORT, 'x'); END")
+    gw = gateway_on
+    _break_sms_inserts(gw, request, broken=True)
     with pytest.raises(smtplib.SMTPDataError) as raised:
         gw.send(_eml("single"))
     assert raised.value.smtp_code == 451
     assert gw.emails() == []
     assert gw.replies() == []
-    with sqlite3.connect(database) as db:
-        db.execute("DROP TRIGGER no_sms")
+    _break_sms_inserts(gw, request, broken=False)
     gw.send(_eml("single"))  # the client's retry is applied in full, once
     assert len(gw.sms()) == 1
     assert [e["status"] for e in gw.emails()] == ["processed"]
 
 
-def test_state_survives_a_restart(tmp_path: Path) -> None:
-    settings = fixture_settings(tmp_path / "g.db")
+def test_state_survives_a_restart(settings_on: Callable[..., Settings]) -> None:
+    settings = settings_on()
     first = RunningGateway(settings)
     try:
         first.send(_eml("single"))
@@ -203,11 +228,11 @@ async def _states_become(gw: RunningGateway, wanted: set[str], deadline: float) 
     return False
 
 
-async def test_replies_reach_the_relay_with_the_exact_bytes(tmp_path: Path) -> None:
+async def test_replies_reach_the_relay_with_the_exact_bytes(
+    settings_on: Callable[..., Settings],
+) -> None:
     relay = await Relay().start()
-    settings = fixture_settings(
-        tmp_path / "g.db", {"relay": {"host": "127.0.0.1", "port": relay.port}}
-    )
+    settings = settings_on({"relay": {"host": "127.0.0.1", "port": relay.port}})
     gw = await asyncio.to_thread(RunningGateway, settings)
     try:
         await asyncio.to_thread(gw.send, _eml("single"))
