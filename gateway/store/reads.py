@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, FromClause, delete, func, insert, select
+from sqlalchemy import ColumnElement, FromClause, RowMapping, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import accounts, email_ids, emails, faults, replies, sms
@@ -35,7 +35,7 @@ async def _page(
     limit: int,
     offset: int,
     count_from: FromClause,
-) -> tuple[list[Mapping[str, Any]], int]:
+) -> tuple[list[RowMapping], int]:
     """One filter, two statements: the page (ORDER BY id DESC LIMIT) and COUNT(*)."""
     total = (
         await conn.execute(select(func.count()).select_from(count_from).where(*conditions))
@@ -214,7 +214,7 @@ async def fingerprint(conn: AsyncConnection) -> dict[str, tuple[Any, ...]]:
 # Control writes -----------------------------------------------------------------------------
 
 
-def _fault(row: Mapping[str, Any]) -> dict[str, Any]:
+def _fault(row: RowMapping) -> dict[str, Any]:
     return {**row, "created_at": _iso(row["created_at"])}
 
 
@@ -251,8 +251,12 @@ async def clear_faults(conn: AsyncConnection) -> int:
 async def reset_messages(conn: AsyncConnection) -> dict[str, int]:
     """Forget every message (children first, for the foreign keys); emailIds become new again."""
     deleted: dict[str, int] = {}
-    for name, table in (("sms", sms), ("replies", replies), ("email_ids", email_ids),
-                        ("emails", emails)):
+    for name, table in (
+        ("sms", sms),
+        ("replies", replies),
+        ("email_ids", email_ids),
+        ("emails", emails),
+    ):
         deleted[name] = (await conn.execute(delete(table))).rowcount
     return deleted
 

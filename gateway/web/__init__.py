@@ -1,0 +1,1 @@
+"""The HTTP side: the control API, the live web page, and the uvicorn server that runs them."""
