@@ -44,6 +44,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._closers: list[asyncio.Server] = []
         self._http_server: Any = None
+        self._http_task: asyncio.Task[None] | None = None
 
     async def prepare_database(self) -> None:
         """SQLite is migrated here; any other database must already be at head."""
@@ -86,6 +87,7 @@ class Gateway:
         self._closers.append(smtp_server)
         http_server, http_task, self.http_port = await start_http(self)
         self._http_server = http_server
+        self._http_task = http_task
         self._tasks.append(http_task)
         outbox = Outbox(self.engine, self.settings.relay, self.changes, self.metrics)
         self._spawn(outbox.run(), "outbox")
@@ -109,10 +111,17 @@ class Gateway:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
     async def stop(self) -> None:
+        """Stop listening, let the emails already received commit, then end every task."""
+        from gateway.web.server import stop_http
+
         for server in self._closers:
             server.close()
-        if self._http_server is not None:
-            self._http_server.should_exit = True
+        service = getattr(self, "service", None)
+        if service is not None:
+            await service.drain(timeout=10)
+        if self._http_server is not None and self._http_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stop_http(self._http_server, self._http_task), 10)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -8,6 +8,7 @@ SAVEPOINT, so one failing email rolls back alone) and answered only after that c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -104,7 +105,16 @@ class Service:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._apply_batch(batch)
+            try:
+                await self._apply_batch(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until every email handed to the writer has been committed (or failed)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
 
     async def submit(self, raw: bytes, *, envelope_from: str, client_ip: str) -> Outcome:
         """Apply one email durably; raises ProcessingError when nothing of it was kept."""

@@ -134,7 +134,7 @@ async def test_new_sms_appears_as_a_phone_screen_without_reload(
     await expect(page.locator(".reply pre.xml").first).to_contain_text("<retour><code>0</code>")
 
     ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
+    await page.screenshot(path=str(ARTIFACTS / "page-rows.png"), full_page=True)
 
 
 async def test_filters_narrow_the_lists(browser_page: Any, rows: Rows) -> None:
