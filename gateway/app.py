@@ -119,6 +119,7 @@ class Gateway:
         service = getattr(self, "service", None)
         if service is not None:
             await service.drain(timeout=10)
+            service.close()
         if self._http_server is not None and self._http_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(stop_http(self._http_server, self._http_task), 10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -16,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -29,7 +30,7 @@ from gateway.errors import ProcessingError
 from gateway.events import Changes
 from gateway.metrics import Metrics
 from gateway.store import accounts
-from gateway.store.engine import write_transaction
+from gateway.store.engine import BatchRunner
 from gateway.store.tables import accounts as accounts_table
 from gateway.store.tables import email_ids, emails, faults, sms
 from gateway.store.tables import replies as replies_table
@@ -89,7 +90,7 @@ class Service:
         changes: Changes,
         metrics: Metrics,
     ) -> None:
-        self._engine = engine
+        self._runner = BatchRunner(engine)
         self._clock = clock
         self._settings = settings
         self._rules = rules_settings
@@ -115,6 +116,9 @@ class Service:
         """Wait until every email handed to the writer has been committed (or failed)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout)
+
+    def close(self) -> None:
+        self._runner.close()
 
     async def submit(self, raw: bytes, *, envelope_from: str, client_ip: str) -> Outcome:
         """Apply one email durably; raises ProcessingError when nothing of it was kept."""
@@ -144,28 +148,17 @@ class Service:
 
     async def _apply_batch(self, batch: Sequence[_Job]) -> None:
         now = self._clock.now()
-        results: dict[int, Outcome | BaseException] = {}
         try:
-            async with write_transaction(self._engine) as conn:
-                await self._lock_accounts(conn, batch)
-                for job in batch:
-                    try:
-                        async with conn.begin_nested():
-                            results[id(job)] = await self._apply(conn, job, now)
-                    except Exception as exc:
-                        log.exception("email from %s could not be applied", job.envelope_from)
-                        results[id(job)] = exc
-        except Exception as exc:
+            results = await self._runner.run(lambda conn: self._apply_all(conn, batch, now))
+        except Exception:
             log.exception("commit of %d email(s) failed", len(batch))
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(ProcessingError("the database commit failed"))
-            del exc
             return
         self._changes.publish(("emails", "sms", "replies"))
         finished = time.perf_counter()
-        for job in batch:
-            outcome = results[id(job)]
+        for job, outcome in zip(batch, results, strict=True):
             if job.future.done():
                 continue
             if isinstance(outcome, Outcome):
@@ -174,24 +167,33 @@ class Service:
             else:
                 job.future.set_exception(ProcessingError("the email could not be applied"))
 
-    @staticmethod
-    async def _lock_accounts(conn: AsyncConnection, batch: Sequence[_Job]) -> None:
-        """PostgreSQL: lock the batch's accounts up front, in id order. Each email locks its
-        account anyway; taken one by one, in the batch's order, two replicas whose batches
-        hold the same accounts in another order would deadlock instead of queueing."""
-        if conn.dialect.name != "postgresql":
-            return
-        keyids = {job.request.keyid.strip() for job in batch if job.request is not None}
-        keyids.discard("")
-        if keyids:
-            await conn.execute(
-                select(accounts_table.c.id)
-                .where(accounts_table.c.keyid.in_(sorted(keyids)))
-                .order_by(accounts_table.c.id)
-                .with_for_update()
-            )
+    def _apply_all(
+        self, conn: Connection, batch: Sequence[_Job], now: datetime
+    ) -> list[Outcome | Exception]:
+        """Inside the batch's transaction (sync Core statements): each email in a SAVEPOINT."""
+        _lock_accounts(conn, batch)
+        faults_left = _FaultBook(conn)
+        results: list[Outcome | Exception] = []
+        for job in batch:
+            job.codes.clear()
+            try:
+                with conn.begin_nested():
+                    spent: dict[int, int] = {}
+                    results.append(self._apply(conn, job, now, faults_left, spent))
+                faults_left.spend(spent)
+            except Exception as exc:
+                log.exception("email from %s could not be applied", job.envelope_from)
+                results.append(exc)
+        return results
 
-    async def _apply(self, conn: AsyncConnection, job: _Job, now: datetime) -> Outcome:
+    def _apply(
+        self,
+        conn: Connection,
+        job: _Job,
+        now: datetime,
+        faults_left: _FaultBook,
+        spent: dict[int, int],
+    ) -> Outcome:
         content, request = job.content, job.request
         row: dict[str, Any] = {
             "received_at": now,
@@ -203,12 +205,15 @@ class Service:
             "raw": job.raw,
             "results": [],
             "warnings": [],
+            "email_id": None,
+            "account_id": None,
+            "keyid": None,
         }
         if request is None:
-            return await self._record(conn, row, NOT_PROCESSED, reason=content.reason)
+            return self._record(conn, row, NOT_PROCESSED, reason=content.reason)
         keyid = request.keyid.strip()
         row["keyid"] = keyid[:64] or None
-        account = await accounts.snapshot(conn, keyid, lock=True) if keyid else None
+        account = accounts.read_snapshot(conn, keyid, lock=True) if keyid else None
         if account is not None:
             row["account_id"] = account.id
         refusal = rules.authorise(
@@ -220,126 +225,57 @@ class Service:
         )
         if refusal is not None or account is None:
             code = refusal if refusal is not None else codes.BAD_CREDENTIALS
-            return await self._record(
+            return self._record(
                 conn, row, REFUSED, code=code, reason=f"{code}: {codes.message(code)}; no reply"
             )
         email_id = request.email_id.strip()
         row["email_id"] = email_id[:64] or None
         warnings = list(request.notes)
+        row["warnings"] = warnings
         if not rules.valid_email_id(email_id):
             ack = replies.ack(email_id[:64] or None, codes.ACK_MISSING_ID)
             queued = self._replies(request, warnings, ack=ack, report=None)
-            row["warnings"] = warnings
             reason = "emailId missing or not numeric: Ack 2, nothing sent"
-            return await self._record(conn, row, REFUSED, reason=reason, replies=queued)
-        if not await self._first_time(conn, account.id, email_id):
+            return self._record(conn, row, REFUSED, reason=reason, replies=queued)
+        if not _first_time(conn, account.id, email_id):
             ack = replies.ack(email_id, codes.ACK_DUPLICATE)
             queued = self._replies(request, warnings, ack=ack, report=None)
-            row["warnings"] = warnings
             reason = "emailId already processed: Ack 1, nothing sent"
-            return await self._record(conn, row, DUPLICATE, reason=reason, replies=queued)
+            return self._record(conn, row, DUPLICATE, reason=reason, replies=queued)
         ack = replies.ack(email_id, codes.ACK_PROCESSED)
         if request.refusal is not None:
             code = request.refusal
             job.codes.append(code)
             report = replies.not_report(email_id, [("", code)], numbered=False)
             queued = self._replies(request, warnings, ack=ack, report=report)
-            row["warnings"] = warnings
             row["results"] = [{"tel": "", "code": code, "message": codes.message(code)}]
-            return await self._record(
+            return self._record(
                 conn, row, PROCESSED, code=code, reason=f"request refused: {code}", replies=queued
             )
-        decision = await self._decide(conn, request, account, now)
-        warnings = list(decision.warnings)
-        report = replies.not_report(
-            email_id, [(r.tel, r.code) for r in decision.results], numbered=request.numbered
-        )
-        queued = self._replies(request, warnings, ack=ack, report=report)
-        row["warnings"] = warnings
-        row["results"] = [
-            {"tel": r.tel, "code": r.code, "message": codes.message(r.code)}
-            for r in decision.results
-        ]
-        job.codes.extend(r.code for r in decision.results)
-        outcome = await self._record(conn, row, PROCESSED, replies=queued)
-        await self._commit_decision(conn, account, decision, email_id, outcome.email_row, now)
-        return outcome
-
-    async def _first_time(self, conn: AsyncConnection, account_id: int, email_id: str) -> bool:
-        """Claims the emailId for the account; the primary key makes it exact across replicas."""
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(email_ids)
-            .values(account_id=account_id, email_id=email_id)
-            .on_conflict_do_nothing()
-        )
-        result = await conn.execute(statement)
-        return bool(result.rowcount == 1)
-
-    async def _decide(
-        self, conn: AsyncConnection, request: Request, account: Account, now: datetime
-    ) -> Decision:
-        query = (
-            select(faults.c.id, faults.c.code, faults.c.remaining, faults.c.number, faults.c.keyid)
-            .where(faults.c.remaining > 0)
-            .order_by(faults.c.id)
-        )
-        if conn.dialect.name == "postgresql":
-            # Replicas must not both spend a fault's last use; id order keeps locks deadlock-free.
-            query = query.with_for_update()
-        active = await conn.execute(query)
-        pending = tuple(
-            Fault(id=f.id, code=f.code, remaining=f.remaining, number=f.number, keyid=f.keyid)
-            for f in active
-        )
         decision = rules.decide(
             request,
             account,
             now,
             self._rules,
-            faults=pending,
+            faults=faults_left.active(),
             rate_budget=self._limiter.budget(account),
         )
         self._limiter.spend(account, decision.debit)
-        return decision
-
-    async def _commit_decision(
-        self,
-        conn: AsyncConnection,
-        account: Account,
-        decision: Decision,
-        email_id: str,
-        email_row: int,
-        now: datetime,
-    ) -> None:
-        sent = [
-            {
-                "email_row": email_row,
-                "account_id": account.id,
-                "to": r.sms.to,
-                "sender": r.sms.sender,
-                "text": r.sms.text,
-                "parts": r.sms.parts,
-                "encoding": r.sms.encoding,
-                "tracker": decision.tracker,
-                "email_id": email_id,
-                "created_at": now,
-            }
+        spent.update(decision.faults_used)
+        warnings = list(decision.warnings)
+        row["warnings"] = warnings
+        report = replies.not_report(
+            email_id, [(r.tel, r.code) for r in decision.results], numbered=request.numbered
+        )
+        queued = self._replies(request, warnings, ack=ack, report=report)
+        row["results"] = [
+            {"tel": r.tel, "code": r.code, "message": codes.message(r.code)}
             for r in decision.results
-            if r.sms is not None
         ]
-        if sent:
-            await conn.execute(insert(sms), sent)
-        if decision.debit:
-            guarded = await conn.execute(accounts.debit_statement(account.id, decision.debit))
-            if guarded.rowcount != 1:
-                raise ProcessingError("credit changed under the email; it will be retried")
-        for fault_id, used in decision.faults_used.items():
-            await conn.execute(
-                update(faults)
-                .where(faults.c.id == fault_id)
-                .values(remaining=faults.c.remaining - used)
-            )
+        job.codes.extend(r.code for r in decision.results)
+        outcome = self._record(conn, row, PROCESSED, replies=queued)
+        _commit_decision(conn, account, decision, email_id, outcome.email_row, now)
+        return outcome
 
     def _replies(
         self, request: Request, warnings: list[str], *, ack: str, report: str | None
@@ -362,9 +298,9 @@ class Service:
             queued.append((kind, address, body))
         return queued
 
-    async def _record(
+    def _record(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         row: dict[str, Any],
         status: str,
         *,
@@ -373,18 +309,16 @@ class Service:
         replies: Sequence[tuple[str, str, str]] = (),
     ) -> Outcome:
         row = {**row, "status": status, "reason": reason, "code": code}
-        email_row = (
-            await conn.execute(insert(emails).values(row).returning(emails.c.id))
-        ).scalar_one()
+        email_row: int = conn.execute(_INSERT_EMAIL, row).scalar_one()
         if replies:
-            await conn.execute(
-                insert(replies_table),
+            conn.execute(
+                _INSERT_REPLY,
                 [
                     {
                         "email_row": email_row,
                         "kind": kind,
                         "to": address,
-                        "email_id": row.get("email_id"),
+                        "email_id": row["email_id"],
                         "body": body,
                         "state": self._reply_state,
                         "attempts": 0,
@@ -394,3 +328,107 @@ class Service:
                 ],
             )
         return Outcome(email_row=email_row, status=status)
+
+
+# Statements built once: building them per email was a large part of its cost (bench/).
+_INSERT_EMAIL = insert(emails).returning(emails.c.id)
+_INSERT_REPLY = insert(replies_table)
+_INSERT_SMS = insert(sms)
+_ACTIVE_FAULTS = (
+    select(faults.c.id, faults.c.code, faults.c.remaining, faults.c.number, faults.c.keyid)
+    .where(faults.c.remaining > 0)
+    .order_by(faults.c.id)
+)
+_SPEND_FAULT = (
+    update(faults)
+    .where(faults.c.id == bindparam("fault"))
+    .values(remaining=faults.c.remaining - bindparam("used"))
+)
+_CLAIM_EMAIL_ID = {
+    "sqlite": sqlite.insert(email_ids).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(email_ids).on_conflict_do_nothing(),
+}
+
+
+class _FaultBook:
+    """The injected faults still active during one batch, read once (locked on PostgreSQL, so
+    replicas never both spend a fault's last use; in id order, so locks never deadlock)."""
+
+    def __init__(self, conn: Connection) -> None:
+        query = (
+            _ACTIVE_FAULTS.with_for_update()
+            if conn.dialect.name == "postgresql"
+            else _ACTIVE_FAULTS
+        )
+        self._conn = conn
+        self._faults = {
+            f.id: Fault(id=f.id, code=f.code, remaining=f.remaining, number=f.number, keyid=f.keyid)
+            for f in conn.execute(query)
+        }
+
+    def active(self) -> tuple[Fault, ...]:
+        return tuple(f for f in self._faults.values() if f.remaining > 0)
+
+    def spend(self, used: dict[int, int]) -> None:
+        """Count uses once their email is applied (a rolled-back email spends nothing)."""
+        if not used:
+            return
+        self._conn.execute(_SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
+        for fault_id, n in used.items():
+            fault = self._faults[fault_id]
+            self._faults[fault_id] = dataclasses.replace(fault, remaining=fault.remaining - n)
+
+
+def _lock_accounts(conn: Connection, batch: Sequence[_Job]) -> None:
+    """PostgreSQL: lock the batch's accounts up front, in id order. Each email locks its
+    account anyway; taken one by one, in the batch's order, two replicas whose batches
+    hold the same accounts in another order would deadlock instead of queueing."""
+    if conn.dialect.name != "postgresql":
+        return
+    keyids = {job.request.keyid.strip() for job in batch if job.request is not None}
+    keyids.discard("")
+    if keyids:
+        conn.execute(
+            select(accounts_table.c.id)
+            .where(accounts_table.c.keyid.in_(sorted(keyids)))
+            .order_by(accounts_table.c.id)
+            .with_for_update()
+        )
+
+
+def _first_time(conn: Connection, account_id: int, email_id: str) -> bool:
+    """Claims the emailId for the account; the primary key makes it exact across replicas."""
+    claim = _CLAIM_EMAIL_ID[conn.dialect.name]
+    return bool(conn.execute(claim, {"account_id": account_id, "email_id": email_id}).rowcount == 1)
+
+
+def _commit_decision(
+    conn: Connection,
+    account: Account,
+    decision: Decision,
+    email_id: str,
+    email_row: int,
+    now: datetime,
+) -> None:
+    sent = [
+        {
+            "email_row": email_row,
+            "account_id": account.id,
+            "to": r.sms.to,
+            "sender": r.sms.sender,
+            "text": r.sms.text,
+            "parts": r.sms.parts,
+            "encoding": r.sms.encoding,
+            "tracker": decision.tracker,
+            "email_id": email_id,
+            "created_at": now,
+        }
+        for r in decision.results
+        if r.sms is not None
+    ]
+    if sent:
+        conn.execute(_INSERT_SMS, sent)
+    if decision.debit:
+        guarded = conn.execute(accounts.DEBIT, {"account": account.id, "parts": decision.debit})
+        if guarded.rowcount != 1:
+            raise ProcessingError("credit changed under the email; it will be retried")

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.config import AccountSettings
@@ -114,24 +114,27 @@ async def seed(conn: AsyncConnection, configured: Sequence[AccountSettings], now
             )
 
 
-async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account | None:
-    """The account as the rules see it; `lock` holds its row until the transaction ends."""
-    query = select(
-        accounts.c.id,
-        accounts.c.keyid,
-        accounts.c.domains,
-        accounts.c.credit,
-        accounts.c.senders,
-        accounts.c.nostop_allowed,
-        accounts.c.quiet_hours_lifted,
-        accounts.c.international_allowed,
-        accounts.c.allowed_ips,
-        accounts.c.blacklist,
-        accounts.c.rate_limit,
-    ).where(accounts.c.keyid == keyid)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+_SNAPSHOT = select(
+    accounts.c.id,
+    accounts.c.keyid,
+    accounts.c.domains,
+    accounts.c.credit,
+    accounts.c.senders,
+    accounts.c.nostop_allowed,
+    accounts.c.quiet_hours_lifted,
+    accounts.c.international_allowed,
+    accounts.c.allowed_ips,
+    accounts.c.blacklist,
+    accounts.c.rate_limit,
+).where(accounts.c.keyid == bindparam("keyid"))
+_SNAPSHOT_LOCKED = _SNAPSHOT.with_for_update()
+
+
+def read_snapshot(conn: Connection, keyid: str, *, lock: bool) -> Account | None:
+    """The account as the rules see it; `lock` holds its row until the transaction ends
+    (PostgreSQL; SQLite's write transaction already excludes every other writer)."""
+    locked = lock and conn.dialect.name == "postgresql"
+    row = conn.execute(_SNAPSHOT_LOCKED if locked else _SNAPSHOT, {"keyid": keyid}).first()
     if row is None:
         return None
     return Account(
@@ -149,10 +152,13 @@ async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account 
     )
 
 
-def debit_statement(account_id: int, parts: int) -> Update:
-    """Take `parts` from the credit only if it covers them: never below zero, whoever races."""
-    return (
-        update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.credit >= parts)
-        .values(credit=accounts.c.credit - parts)
-    )
+async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account | None:
+    return await conn.run_sync(lambda sync: read_snapshot(sync, keyid, lock=lock))
+
+
+# Takes `parts` from the credit only if it covers them: never below zero, whoever races.
+DEBIT = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account"), accounts.c.credit >= bindparam("parts"))
+    .values(credit=accounts.c.credit - bindparam("parts"))
+)
