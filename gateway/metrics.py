@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -34,8 +35,8 @@ class Metrics:
 
     def email_done(self, status: str, codes: Iterable[int], seconds: float) -> None:
         self.emails.labels(status).inc()
-        for code in codes:
-            self.sms.labels(str(code)).inc()
+        for code, count in Tally(codes).items():
+            self.sms.labels(str(code)).inc(count)
         self.processing.observe(seconds)
 
     def reply_state(self, state: str) -> None:

@@ -147,18 +147,22 @@ class Service:
         return content, request
 
     async def _apply_batch(self, batch: Sequence[_Job]) -> None:
+        """One transaction for the batch; if it fails, each email alone, so that one bad
+        email costs its own 451 and nothing of it is kept, while the others still apply."""
         now = self._clock.now()
         try:
-            results = await self._runner.run(lambda conn: self._apply_all(conn, batch, now))
-        except Exception:
-            log.exception("commit of %d email(s) failed", len(batch))
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(ProcessingError("the database commit failed"))
-            return
+            outcomes: list[Outcome | Exception] = list(
+                await self._runner.run(lambda conn: self._apply_all(conn, batch, now))
+            )
+        except Exception as exc:
+            if len(batch) == 1:
+                log.exception("email from %s could not be applied", batch[0].envelope_from)
+                outcomes = [exc]
+            else:
+                outcomes = [await self._apply_alone(job, now) for job in batch]
         self._changes.publish(("emails", "sms", "replies"))
         finished = time.perf_counter()
-        for job, outcome in zip(batch, results, strict=True):
+        for job, outcome in zip(batch, outcomes, strict=True):
             if job.future.done():
                 continue
             if isinstance(outcome, Outcome):
@@ -167,32 +171,31 @@ class Service:
             else:
                 job.future.set_exception(ProcessingError("the email could not be applied"))
 
-    def _apply_all(
-        self, conn: Connection, batch: Sequence[_Job], now: datetime
-    ) -> list[Outcome | Exception]:
-        """Inside the batch's transaction (sync Core statements): each email in a SAVEPOINT."""
+    async def _apply_alone(self, job: _Job, now: datetime) -> Outcome | Exception:
+        try:
+            (outcome,) = await self._runner.run(lambda conn: self._apply_all(conn, (job,), now))
+        except Exception as exc:
+            log.exception("email from %s could not be applied", job.envelope_from)
+            return exc
+        return outcome
+
+    def _apply_all(self, conn: Connection, batch: Sequence[_Job], now: datetime) -> list[Outcome]:
+        """Inside the batch's transaction (sync Core statements). Raises if any email fails."""
         _lock_accounts(conn, batch)
-        faults_left = _FaultBook(conn)
-        results: list[Outcome | Exception] = []
+        book = _Book(conn)
+        outcomes = []
         for job in batch:
             job.codes.clear()
-            try:
-                with conn.begin_nested():
-                    spent: dict[int, int] = {}
-                    results.append(self._apply(conn, job, now, faults_left, spent))
-                faults_left.spend(spent)
-            except Exception as exc:
-                log.exception("email from %s could not be applied", job.envelope_from)
-                results.append(exc)
-        return results
+            outcomes.append(self._apply(conn, job, now, book))
+        book.flush()
+        return outcomes
 
     def _apply(
         self,
         conn: Connection,
         job: _Job,
         now: datetime,
-        faults_left: _FaultBook,
-        spent: dict[int, int],
+        book: _Book,
     ) -> Outcome:
         content, request = job.content, job.request
         row: dict[str, Any] = {
@@ -210,10 +213,10 @@ class Service:
             "keyid": None,
         }
         if request is None:
-            return self._record(conn, row, NOT_PROCESSED, reason=content.reason)
+            return self._record(conn, book, row, NOT_PROCESSED, reason=content.reason)
         keyid = request.keyid.strip()
         row["keyid"] = keyid[:64] or None
-        account = accounts.read_snapshot(conn, keyid, lock=True) if keyid else None
+        account = book.account(keyid) if keyid else None
         if account is not None:
             row["account_id"] = account.id
         refusal = rules.authorise(
@@ -226,7 +229,12 @@ class Service:
         if refusal is not None or account is None:
             code = refusal if refusal is not None else codes.BAD_CREDENTIALS
             return self._record(
-                conn, row, REFUSED, code=code, reason=f"{code}: {codes.message(code)}; no reply"
+                conn,
+                book,
+                row,
+                REFUSED,
+                code=code,
+                reason=f"{code}: {codes.message(code)}; no reply",
             )
         email_id = request.email_id.strip()
         row["email_id"] = email_id[:64] or None
@@ -236,12 +244,12 @@ class Service:
             ack = replies.ack(email_id[:64] or None, codes.ACK_MISSING_ID)
             queued = self._replies(request, warnings, ack=ack, report=None)
             reason = "emailId missing or not numeric: Ack 2, nothing sent"
-            return self._record(conn, row, REFUSED, reason=reason, replies=queued)
+            return self._record(conn, book, row, REFUSED, reason=reason, replies=queued)
         if not _first_time(conn, account.id, email_id):
             ack = replies.ack(email_id, codes.ACK_DUPLICATE)
             queued = self._replies(request, warnings, ack=ack, report=None)
             reason = "emailId already processed: Ack 1, nothing sent"
-            return self._record(conn, row, DUPLICATE, reason=reason, replies=queued)
+            return self._record(conn, book, row, DUPLICATE, reason=reason, replies=queued)
         ack = replies.ack(email_id, codes.ACK_PROCESSED)
         if request.refusal is not None:
             code = request.refusal
@@ -250,18 +258,23 @@ class Service:
             queued = self._replies(request, warnings, ack=ack, report=report)
             row["results"] = [{"tel": "", "code": code, "message": codes.message(code)}]
             return self._record(
-                conn, row, PROCESSED, code=code, reason=f"request refused: {code}", replies=queued
+                conn,
+                book,
+                row,
+                PROCESSED,
+                code=code,
+                reason=f"request refused: {code}",
+                replies=queued,
             )
         decision = rules.decide(
             request,
             account,
             now,
             self._rules,
-            faults=faults_left.active(),
+            faults=book.active_faults(),
             rate_budget=self._limiter.budget(account),
         )
         self._limiter.spend(account, decision.debit)
-        spent.update(decision.faults_used)
         warnings = list(decision.warnings)
         row["warnings"] = warnings
         report = replies.not_report(
@@ -273,8 +286,8 @@ class Service:
             for r in decision.results
         ]
         job.codes.extend(r.code for r in decision.results)
-        outcome = self._record(conn, row, PROCESSED, replies=queued)
-        _commit_decision(conn, account, decision, email_id, outcome.email_row, now)
+        outcome = self._record(conn, book, row, PROCESSED, replies=queued)
+        book.decided(account, decision, email_id, outcome.email_row, now)
         return outcome
 
     def _replies(
@@ -301,6 +314,7 @@ class Service:
     def _record(
         self,
         conn: Connection,
+        book: _Book,
         row: dict[str, Any],
         status: str,
         *,
@@ -310,23 +324,19 @@ class Service:
     ) -> Outcome:
         row = {**row, "status": status, "reason": reason, "code": code}
         email_row: int = conn.execute(_INSERT_EMAIL, row).scalar_one()
-        if replies:
-            conn.execute(
-                _INSERT_REPLY,
-                [
-                    {
-                        "email_row": email_row,
-                        "kind": kind,
-                        "to": address,
-                        "email_id": row["email_id"],
-                        "body": body,
-                        "state": self._reply_state,
-                        "attempts": 0,
-                        "created_at": row["received_at"],
-                    }
-                    for kind, address, body in replies
-                ],
-            )
+        book.replies.extend(
+            {
+                "email_row": email_row,
+                "kind": kind,
+                "to": address,
+                "email_id": row["email_id"],
+                "body": body,
+                "state": self._reply_state,
+                "attempts": 0,
+                "created_at": row["received_at"],
+            }
+            for kind, address, body in replies
+        )
         return Outcome(email_row=email_row, status=status)
 
 
@@ -350,33 +360,77 @@ _CLAIM_EMAIL_ID = {
 }
 
 
-class _FaultBook:
-    """The injected faults still active during one batch, read once (locked on PostgreSQL, so
-    replicas never both spend a fault's last use; in id order, so locks never deadlock)."""
+class _Book:
+    """What one batch reads once and writes once: account snapshots (their rows locked on
+    PostgreSQL, the whole database on SQLite, so they cannot change under the batch), the
+    active faults (locked on PostgreSQL in id order, so replicas never both spend a last use),
+    and the SMS, replies, debits and fault uses, written together at the end."""
 
     def __init__(self, conn: Connection) -> None:
-        query = (
-            _ACTIVE_FAULTS.with_for_update()
-            if conn.dialect.name == "postgresql"
-            else _ACTIVE_FAULTS
-        )
         self._conn = conn
+        query = _ACTIVE_FAULTS
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
         self._faults = {
             f.id: Fault(id=f.id, code=f.code, remaining=f.remaining, number=f.number, keyid=f.keyid)
             for f in conn.execute(query)
         }
+        self._accounts: dict[str, Account | None] = {}
+        self._debits: dict[int, int] = {}
+        self._spent: dict[int, int] = {}
+        self.sms: list[dict[str, Any]] = []
+        self.replies: list[dict[str, Any]] = []
 
-    def active(self) -> tuple[Fault, ...]:
+    def account(self, keyid: str) -> Account | None:
+        if keyid not in self._accounts:
+            self._accounts[keyid] = accounts.read_snapshot(self._conn, keyid, lock=True)
+        return self._accounts[keyid]
+
+    def active_faults(self) -> tuple[Fault, ...]:
         return tuple(f for f in self._faults.values() if f.remaining > 0)
 
-    def spend(self, used: dict[int, int]) -> None:
-        """Count uses once their email is applied (a rolled-back email spends nothing)."""
-        if not used:
-            return
-        self._conn.execute(_SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
-        for fault_id, n in used.items():
+    def decided(
+        self, account: Account, decision: Decision, email_id: str, email_row: int, now: datetime
+    ) -> None:
+        self.sms.extend(
+            {
+                "email_row": email_row,
+                "account_id": account.id,
+                "to": r.sms.to,
+                "sender": r.sms.sender,
+                "text": r.sms.text,
+                "parts": r.sms.parts,
+                "encoding": r.sms.encoding,
+                "tracker": decision.tracker,
+                "email_id": email_id,
+                "created_at": now,
+            }
+            for r in decision.results
+            if r.sms is not None
+        )
+        if decision.debit:
+            self._accounts[account.keyid] = dataclasses.replace(
+                account, credit=account.credit - decision.debit
+            )
+            self._debits[account.id] = self._debits.get(account.id, 0) + decision.debit
+        for fault_id, used in decision.faults_used.items():
             fault = self._faults[fault_id]
-            self._faults[fault_id] = dataclasses.replace(fault, remaining=fault.remaining - n)
+            self._faults[fault_id] = dataclasses.replace(fault, remaining=fault.remaining - used)
+            self._spent[fault_id] = self._spent.get(fault_id, 0) + used
+
+    def flush(self) -> None:
+        if self.sms:
+            self._conn.execute(_INSERT_SMS, self.sms)
+        if self.replies:
+            self._conn.execute(_INSERT_REPLY, self.replies)
+        for account_id, parts in self._debits.items():
+            guarded = self._conn.execute(accounts.DEBIT, {"account": account_id, "parts": parts})
+            if guarded.rowcount != 1:
+                raise ProcessingError("credit changed under the batch; it will be retried")
+        if self._spent:
+            self._conn.execute(
+                _SPEND_FAULT, [{"fault": k, "used": n} for k, n in self._spent.items()]
+            )
 
 
 def _lock_accounts(conn: Connection, batch: Sequence[_Job]) -> None:
@@ -400,35 +454,3 @@ def _first_time(conn: Connection, account_id: int, email_id: str) -> bool:
     """Claims the emailId for the account; the primary key makes it exact across replicas."""
     claim = _CLAIM_EMAIL_ID[conn.dialect.name]
     return bool(conn.execute(claim, {"account_id": account_id, "email_id": email_id}).rowcount == 1)
-
-
-def _commit_decision(
-    conn: Connection,
-    account: Account,
-    decision: Decision,
-    email_id: str,
-    email_row: int,
-    now: datetime,
-) -> None:
-    sent = [
-        {
-            "email_row": email_row,
-            "account_id": account.id,
-            "to": r.sms.to,
-            "sender": r.sms.sender,
-            "text": r.sms.text,
-            "parts": r.sms.parts,
-            "encoding": r.sms.encoding,
-            "tracker": decision.tracker,
-            "email_id": email_id,
-            "created_at": now,
-        }
-        for r in decision.results
-        if r.sms is not None
-    ]
-    if sent:
-        conn.execute(_INSERT_SMS, sent)
-    if decision.debit:
-        guarded = conn.execute(accounts.DEBIT, {"account": account.id, "parts": decision.debit})
-        if guarded.rowcount != 1:
-            raise ProcessingError("credit changed under the email; it will be retried")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -164,10 +165,7 @@ def _judge(
         return shared.sender_code, None
     if shared.allowance is None:
         return codes.SMSLONG_INVALID, None
-    text = unicodedata.normalize("NFC", recipient.text)
-    if shared.stop:
-        text = sender.with_stop(text, settings.stop_text)
-    parts, encoding = segments.count(text)
+    text, parts, encoding = _rendered(recipient.text, shared.stop, settings.stop_text)
     if parts > shared.allowance:
         return codes.SMSLONG_INVALID, None
     if shared.quiet:
@@ -175,6 +173,17 @@ def _judge(
     return codes.OK, Sms(
         to=number, sender=shared.sender_id, text=text, parts=parts, encoding=encoding
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(text: str, stop: bool, stop_text: str) -> tuple[str, int, str]:
+    """The text as delivered and its parts: computed once per distinct text (a numX or CSV
+    request repeats one text hundreds of times)."""
+    text = unicodedata.normalize("NFC", text)
+    if stop:
+        text = sender.with_stop(text, stop_text)
+    parts, encoding = segments.count(text)
+    return text, parts, encoding
 
 
 def _fault(
