@@ -92,7 +92,7 @@ class Gateway:
         outbox = Outbox(self.engine, self.settings.relay, self.changes, self.metrics)
         self._spawn(outbox.run(), "outbox")
         log.info(
-            "mail2sms: SMTP on %s:%d, HTTP on http://%s:%d/, database %s",
+            "SMTP on %s:%d, HTTP on http://%s:%d/, database %s",
             self.settings.smtp.host,
             self.smtp_port,
             self.settings.http.host,
