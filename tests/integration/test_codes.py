@@ -128,16 +128,14 @@ def test_quiet_hours_lifted_account_sends_at_night(mail2sms_gateway: RunningGate
 
 def test_faults_api_forces_the_next_recipients(mail2sms_gateway: RunningGateway) -> None:
     gw = mail2sms_gateway
-    gw._http.post("/api/v1/faults", json={"code": 29, "count": 2}).raise_for_status()
+    gw.add_fault(29, 2)
     assert _send(gw, 11, "0601020304", "0601020305", "0601020306") == [29, 29, 0]
     assert _send(gw, 12, "0601020304") == [0]
 
 
 def test_fault_for_one_number_only(mail2sms_gateway: RunningGateway) -> None:
     gw = mail2sms_gateway
-    gw._http.post(
-        "/api/v1/faults", json={"code": 11, "count": 5, "number": "06 01 02 03 05"}
-    ).raise_for_status()
+    gw.add_fault(11, 5, number="06 01 02 03 05")
     assert _send(gw, 13, "0601020304", "0601020305") == [0, 11]
 
 

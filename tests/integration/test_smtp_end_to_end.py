@@ -158,7 +158,7 @@ def test_credit_is_debited_per_part_and_runs_out_with_12(gateway_on: RunningGate
     not_body = gw.wait_for_reply("not", 77)["body"]
     assert "<code2>12</code2>" in not_body
     assert "Votre crédit de MT est épuisé" in not_body
-    detail = gw._http.get(f"/api/v1/accounts/{account['keyid']}").json()
+    detail = gw.account(account["keyid"])
     assert detail["credit"] == 1
 
 
