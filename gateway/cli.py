@@ -7,21 +7,18 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import signal
 import smtplib
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape
 
 from gateway import __version__
+from gateway.client import request_body, request_email, submit
 from gateway.config import Settings, load_settings
-from gateway.core.envoi import LINE_FEED_MARK
 from gateway.errors import ConfigError, GatewayError, StorageError
 
 if TYPE_CHECKING:
@@ -31,9 +28,7 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-SMTP_TIMEOUT = 30.0
 MAX_WAIT = 30.0  # the API answers a long-poll after at most this many seconds
-_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 _Formatter = argparse.RawDescriptionHelpFormatter
 
@@ -623,63 +618,6 @@ def _print_json(value: Any) -> None:
 
 
 # Sending ------------------------------------------------------------------------------------
-
-
-class Submission(smtplib.SMTP):
-    """smtplib's client, keeping the server's final answer to DATA (sendmail drops it)."""
-
-    answer = ""
-
-    def data(self, msg: Any) -> tuple[int, bytes]:
-        code, text = super().data(msg)
-        self.answer = f"{code} {text.decode('utf-8', 'replace')}"
-        return code, text
-
-
-def submit(
-    host: str,
-    port: int,
-    mail_from: str,
-    recipient: str,
-    raw: bytes,
-    *,
-    timeout: float = SMTP_TIMEOUT,
-) -> str:
-    """Send one email; the server's final answer ("250 …"), or smtplib's exception.
-    Line ends become CRLF (smtplib does it for text only; a bare LF makes one endless line)."""
-    with Submission(host, port, timeout=timeout) as client:
-        client.sendmail(mail_from, [recipient], _LINE_END.sub(b"\r\n", raw))
-        return client.answer
-
-
-def request_body(fields: Sequence[tuple[str, str]]) -> str:
-    """An `<envoi>` body with one tag a line; values escaped, line breaks written Ö."""
-    lines = ["<envoi>"]
-    for tag, value in fields:
-        text = value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", LINE_FEED_MARK)
-        lines.append(f"<{tag}>{escape(text)}</{tag}>")
-    lines.append("</envoi>")
-    return "\n".join(lines) + "\n"
-
-
-def request_email(
-    body: str,
-    *,
-    sender: str,
-    to: str,
-    attachments: Sequence[tuple[str, bytes]] = (),
-) -> EmailMessage:
-    """A plain-text request email, as an application writes it, with its CSV attachments."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = "envoi"
-    message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    message.set_content(body)
-    for filename, content in attachments:
-        message.add_attachment(content, maintype="text", subtype="csv", filename=filename)
-    return message
 
 
 def _send(settings: Settings, args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from gateway.cli import request_email, submit
+from gateway.client import request_email, submit
 from gateway.config import Settings, load_settings
 
 __all__ = ["FIXTURE_CLOCK", "RunningGateway", "fixture_settings"]
