@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-async def browser_page(base_url: str) -> AsyncIterator[Any]:
+@asynccontextmanager
+async def chromium_page(url: str) -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, on `url`; fails the test on any page error."""
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -48,11 +50,17 @@ async def browser_page(base_url: str) -> AsyncIterator[Any]:
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        await page.goto(base_url)
+        await page.goto(url)
         yield page
         await context.close()
         await browser.close()
         assert errors == []
+
+
+@pytest.fixture
+async def browser_page(base_url: str) -> AsyncIterator[Any]:
+    async with chromium_page(base_url) as page:
+        yield page
 
 
 async def test_new_sms_appears_as_a_phone_screen_without_reload(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.testing import RunningGateway, fixture_settings
-from tests.web.test_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _unavailable
+from tests.web.test_page import ARTIFACTS, chromium_page
 
 REQUESTS = Path(__file__).resolve().parents[1] / "fixtures" / "requests"
 
@@ -19,27 +19,10 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 async def live_page(tmp_path: Path) -> AsyncIterator[tuple[RunningGateway, Any]]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("playwright is not installed")
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     gw = await asyncio.to_thread(RunningGateway, fixture_settings(tmp_path / "g.db"))
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-            )
-            context = await browser.new_context(viewport={"width": 1440, "height": 900})
-            page = await context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            await page.goto(gw.api_url + "/")
+        async with chromium_page(gw.api_url + "/") as page:
             yield gw, page
-            await context.close()
-            await browser.close()
-            assert errors == []
     finally:
         await asyncio.to_thread(gw.stop)
 
