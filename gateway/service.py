@@ -385,6 +385,11 @@ _SQLITE_INSERT_EMAIL = (
     f"INSERT INTO emails ({', '.join(_EMAIL_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _EMAIL_COLUMNS)})"
 )
+_REPLY_COLUMNS = ("email_row", "kind", "to", "email_id", "body", "state", "attempts", "created_at")
+_SQLITE_INSERT_REPLY = (
+    f"INSERT INTO replies ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in _REPLY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _REPLY_COLUMNS)})"
+)
 _SQLITE_CLAIM = "INSERT INTO email_ids (account_id, email_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 
@@ -502,7 +507,15 @@ class _Book:
             )
         elif self.sms:
             self._conn.execute(_INSERT_SMS, self.sms)
-        if self.replies:
+        if self.replies and self._sqlite is not None:
+            self._sqlite.executemany(
+                _SQLITE_INSERT_REPLY,
+                [
+                    (*(r[c] for c in _REPLY_COLUMNS[:-1]), _sqlite_stamp(r["created_at"]))
+                    for r in self.replies
+                ],
+            )
+        elif self.replies:
             self._conn.execute(_INSERT_REPLY, self.replies)
         for account_id, parts in self._debits.items():
             guarded = self._conn.execute(accounts.DEBIT, {"account": account_id, "parts": parts})
