@@ -81,6 +81,13 @@ class RateLimiter:
             tokens, last = self._buckets[account.id]
             self._buckets[account.id] = (tokens - parts, last)
 
+    def checkpoint(self) -> dict[int, tuple[float, float]]:
+        return dict(self._buckets)
+
+    def restore(self, saved: dict[int, tuple[float, float]]) -> None:
+        """Give back what a rolled-back batch spent: nothing of it was sent."""
+        self._buckets = saved
+
 
 class Service:
     def __init__(
@@ -152,11 +159,13 @@ class Service:
         """One transaction for the batch; if it fails, each email alone, so that one bad
         email costs its own 451 and nothing of it is kept, while the others still apply."""
         now = self._clock.now()
+        saved = self._limiter.checkpoint()
         try:
             outcomes: list[Outcome | Exception] = list(
                 await self._runner.run(lambda conn: self._apply_all(conn, batch, now))
             )
         except Exception as exc:
+            self._limiter.restore(saved)
             if len(batch) == 1:
                 log.exception("email from %s could not be applied", batch[0].envelope_from)
                 outcomes = [exc]
@@ -174,9 +183,11 @@ class Service:
                 job.future.set_exception(ProcessingError("the email could not be applied"))
 
     async def _apply_alone(self, job: _Job, now: datetime) -> Outcome | Exception:
+        saved = self._limiter.checkpoint()
         try:
             (outcome,) = await self._runner.run(lambda conn: self._apply_all(conn, (job,), now))
         except Exception as exc:
+            self._limiter.restore(saved)
             log.exception("email from %s could not be applied", job.envelope_from)
             return exc
         return outcome
