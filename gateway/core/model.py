@@ -4,10 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 
 GSM7 = "gsm7"
 UCS2 = "ucs2"
+
+
+class EmailStatus(StrEnum):
+    """What became of an inbound email (the `status` of an email item)."""
+
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    NOT_PROCESSED = "not_processed"
+
+
+class ReplyKind(StrEnum):
+    ACK = "ack"
+    NOT = "not"
+
+
+class ReplyState(StrEnum):
+    """Where an Ack/Not reply is: waiting for the relay, delivered, kept (no relay), failed."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    KEPT = "kept"
+    FAILED = "failed"
+
+
+class Channel(StrEnum):
+    """The way a request came in."""
+
+    MAIL = "mail"
+    HTTP = "http"
+
+
+class Encoding(StrEnum):
+    GSM7 = GSM7
+    UCS2 = UCS2
 
 
 @dataclass(frozen=True, slots=True)
