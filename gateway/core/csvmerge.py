@@ -12,6 +12,7 @@ from gateway.core.model import Attachment
 MOBILES = "mobiles.csv"
 MESSAGE = "message.csv"
 SEPARATOR = ";;"
+SINGLE_SEPARATOR = ";"
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -31,18 +32,23 @@ def decode_attachment(content: bytes) -> str:
 
 
 def merge(mobiles: bytes, message: bytes) -> list[tuple[str, str]] | None:
-    """One (number, text) per line of mobiles.csv; None when the files are not usable (102)."""
+    """One (number, text) per line of mobiles.csv; None when the files are not usable (102).
+
+    The document's structure and example separate cells with `;;`, its prose with `;`: a line
+    holding `;;` is split on `;;`, any other line on `;`. The merged text follows the body's
+    convention, wherever its characters came from: "Ö" stands for a line feed."""
     template = next((line.strip() for line in _lines(message) if line.strip()), None)
     if template is None:
         return None
-    # The message line follows the body's convention: "Ö" stands for a line feed.
-    template = unicodedata.normalize("NFC", template).replace(LINE_FEED_MARK, "\n")
+    template = unicodedata.normalize("NFC", template)
     recipients: list[tuple[str, str]] = []
     for line in _lines(mobiles):
         if not line.strip():
             continue
-        num, *values = (cell.strip() for cell in line.split(SEPARATOR))
-        recipients.append((num, _fill(template, values)))
+        separator = SEPARATOR if SEPARATOR in line else SINGLE_SEPARATOR
+        num, *values = (cell.strip() for cell in line.split(separator))
+        text = _fill(template, [unicodedata.normalize("NFC", v) for v in values])
+        recipients.append((num, text.replace(LINE_FEED_MARK, "\n")))
     return recipients or None
 
 

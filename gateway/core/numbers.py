@@ -125,8 +125,12 @@ def plan_code(number: str, overrides: Mapping[str, str]) -> int | None:
 
 
 def magic_code(number: str) -> int | None:
-    """The code a magic test number asks for: 06990 + 5 digits; 0699000000 is ordinary."""
+    """The code a magic test number asks for: 06990 + an annex code on 5 digits.
+
+    0699000000, and 06990 followed by a code the annex does not list (0699000005), are
+    ordinary mobiles: only the provider's own codes can be forced."""
     match = _MAGIC.fullmatch(number)
     if match is None:
         return None
-    return int(match.group(1)) or None
+    code = int(match.group(1))
+    return code if code != codes.OK and code in codes.MESSAGES else None

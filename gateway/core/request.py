@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from gateway.core import codes, csvmerge
 from gateway.core.model import Attachment, Envoi, Recipient, Request
 
-_NUMBERED = re.compile(r"num(\d{1,6})")
+# X runs from 1 to 500 in the provider's document (the most numbers one request may carry),
+# written without leading zeros.
+_NUMBERED = re.compile(r"num([1-9][0-9]*)")
+_ANY_NUMBERED = re.compile(r"num[0-9]+")
 
 
 def build(envoi: Envoi, attachments: Sequence[Attachment], *, max_recipients: int) -> Request:
@@ -24,6 +27,8 @@ def build(envoi: Envoi, attachments: Sequence[Attachment], *, max_recipients: in
             notes.append("num/sms in the body ignored: the CSV attachments give the recipients")
     else:
         recipients, numbered = _from_body(envoi, notes)
+        if numbered and _highest_index(envoi) > max_recipients:
+            refusal = codes.TOO_MANY_NUMBERS  # a num501 tag is a 501st number
     if refusal is None and len(recipients) > max_recipients:
         refusal = codes.TOO_MANY_NUMBERS
     if refusal is not None:
@@ -59,13 +64,23 @@ def _from_csv(
     return tuple(Recipient(tel=num, text=text) for num, text in merged), None
 
 
+def _index(name: str) -> int | None:
+    """X of a numX tag written without leading zeros (num0, num01: None)."""
+    match = _NUMBERED.fullmatch(name)
+    return int(match.group(1)) if match is not None and len(match.group(1)) <= 6 else None
+
+
+def _highest_index(envoi: Envoi) -> int:
+    return max((index for name in envoi.fields if (index := _index(name)) is not None), default=0)
+
+
 def _from_body(envoi: Envoi, notes: list[str]) -> tuple[tuple[Recipient, ...], bool]:
     default_text = envoi.get("sms") or ""
-    numbered = sorted(
-        (int(match.group(1)), name)
-        for name in envoi.fields
-        if (match := _NUMBERED.fullmatch(name)) is not None
-    )
+    numbered = sorted((i, name) for name in envoi.fields if (i := _index(name)) is not None)
+    ignored = [n for n in envoi.fields if _ANY_NUMBERED.fullmatch(n) and _index(n) is None]
+    if ignored:
+        shown = ", ".join(f"<{name}>" for name in ignored[:5])
+        notes.append(f"{shown} ignored: X in numX counts from 1, without leading zeros")
     if not numbered:
         return (Recipient(tel=envoi.get("num") or "", text=default_text),), False
     if envoi.get("num") is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,27 @@ def test_merge_reads_utf8_files_with_bom() -> None:
     mobiles = b"\xef\xbb\xbf" + "0601020304;;Hélène\n".encode()
     message = b"\xef\xbb\xbf" + b"Bonjour [1]\n"
     assert merge(mobiles, message) == [("0601020304", "Bonjour Hélène")]
+
+
+def test_a_line_without_double_separator_is_split_on_the_single_one() -> None:
+    # The document's prose says ";", its structure and example ";;": both are read.
+    merged = merge(b"0601020304;Michel;Martin\n0601020305;;Sarah;;Dupont\n", DOC_MESSAGE)
+    assert merged == [
+        ("0601020304", "Bonjour Michel Martin, votre nouvelle carte sera disponible le "),
+        ("0601020305", "Bonjour Sarah Dupont, votre nouvelle carte sera disponible le "),
+    ]
+
+
+def test_a_double_separator_line_keeps_single_semicolons_in_its_values() -> None:
+    assert merge(b"0601020304;;Martin; Michel\n", b"Bonjour [1]\n") == [
+        ("0601020304", "Bonjour Martin; Michel")
+    ]
+
+
+def test_o_umlaut_in_a_mobiles_value_is_a_line_feed_like_everywhere_in_the_message() -> None:
+    assert merge("0601020304;;MichelÖMartin\n".encode(), b"Bonjour [1]\n") == [
+        ("0601020304", "Bonjour Michel\nMartin")
+    ]
 
 
 # -- the message ----------------------------------------------------------------------------
@@ -291,7 +313,8 @@ def test_any_csv_merges_to_its_recipients_and_texts(
 
 
 def expand(template: str, values: list[str]) -> str:
-    text = template.replace("Ö", "\n")
+    text = template
     for index in range(5, 0, -1):
-        text = text.replace(f"[{index}]", values[index - 1] if index <= len(values) else "")
-    return text
+        value = values[index - 1] if index <= len(values) else ""
+        text = text.replace(f"[{index}]", unicodedata.normalize("NFC", value))
+    return text.replace("Ö", "\n")

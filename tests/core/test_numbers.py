@@ -195,7 +195,9 @@ def test_default_plan_is_read_only() -> None:
         ("0699000007", 7),
         ("0699000999", 999),
         ("0699001000", 1000),
-        ("0699099999", 99999),
+        ("0699099999", None),  # 99999 is no annex code: an ordinary mobile
+        ("0699000005", None),  # neither is 5
+        ("0699000102", 102),
         ("0699000000", None),  # an ordinary mobile
         ("0699100021", None),  # 06991…, not 06990…
         ("0601020304", None),

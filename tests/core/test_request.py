@@ -86,3 +86,25 @@ def test_absent_emetteur_and_smslong_stay_none() -> None:
     built = request.build(_envoi(num="0601020304"), (), max_recipients=5)
     assert built.emetteur is None
     assert built.smslong is None
+
+
+def test_num0_and_leading_zeros_are_not_recipients_and_are_noted() -> None:
+    built = request.build(
+        _envoi(num0="0601020300", num01="0601020301", num1="0601020304", sms="hi"),
+        (),
+        max_recipients=500,
+    )
+    assert [r.tel for r in built.recipients] == ["0601020304"]
+    assert any("<num0>" in note and "<num01>" in note for note in built.notes)
+
+
+def test_num_beyond_the_limit_is_one_number_too_many() -> None:
+    built = request.build(_envoi(num501="0601020304", sms="hi"), (), max_recipients=500)
+    assert built.refusal == codes.TOO_MANY_NUMBERS
+    assert built.recipients == ()
+
+
+def test_num500_is_the_last_recipient_tag() -> None:
+    built = request.build(_envoi(num500="0601020304", sms="hi"), (), max_recipients=500)
+    assert built.refusal is None
+    assert [r.tel for r in built.recipients] == ["0601020304"]

@@ -62,6 +62,12 @@ def test_magic_zero_is_an_ordinary_mobile(mail2sms_gateway: RunningGateway) -> N
     assert _send(mail2sms_gateway, 3, "0699000000") == [codes.OK]
 
 
+def test_magic_number_of_a_code_outside_the_annex_is_an_ordinary_mobile(
+    mail2sms_gateway: RunningGateway,
+) -> None:
+    assert _send(mail2sms_gateway, 3, "0699000005", "0699099999") == [codes.OK, codes.OK]
+
+
 def test_blacklist_gives_11(mail2sms_gateway: RunningGateway) -> None:
     gw = mail2sms_gateway
     account = gw.add_account(domains=["example.com"], credit=10, blacklist=["06 01 02 03 04"])
