@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -80,6 +81,7 @@ class Envoi:
 class Recipient:
     tel: str  # the number exactly as the client wrote it (echoed back in <tel>)
     text: str  # the message for that number
+    tracker: str | None = None  # this number's own tracker (HTTP smsmulti); None: the request's
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,9 @@ class Request:
     numbered: bool  # numX or CSV: the Not uses the numbered <etatN> form
     refusal: int | None = None  # a whole-request refusal (23, 102) once authorised
     notes: tuple[str, ...] = ()  # what was read but ignored, recorded as warnings on the email
+    channel: Channel = Channel.MAIL  # decides the STOP mention (SPEC §7 mail, §15 HTTP)
+    ucs2: bool = False  # HTTP `ucs2=1`: sent in UCS-2 whatever the characters
+    due_at: datetime | None = None  # HTTP `date_envoi`: a deferred send, None = now
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,7 @@ class RuleSettings:
     """The settings the rules read, taken from the validated config once."""
 
     stop_text: str = "STOP SMS au 36111"
+    http_stop_text: str = "STOP 36111"  # the document's 12 characters with CR LF (SPEC §15)
     default_sender: str = "36111"
     max_recipients: int = 500
     magic_numbers: bool = True
@@ -149,6 +155,7 @@ class Sms:
     text: str  # as delivered, STOP mention included
     parts: int
     encoding: str  # GSM7 or UCS2
+    tracker: str = ""  # the client's id for the send, as stored
 
 
 @dataclass(frozen=True, slots=True)

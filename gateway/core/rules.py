@@ -14,6 +14,7 @@ from types import MappingProxyType
 from gateway.core import codes, numbers, quiet_hours, segments, sender
 from gateway.core.model import (
     Account,
+    Channel,
     Decision,
     Fault,
     Recipient,
@@ -69,8 +70,11 @@ class _Shared:
     sender_code: int | None
     sender_id: str
     stop: bool
+    stop_text: str
     allowance: int | None  # SMS parts allowed per message; None = smslong invalid (34)
     quiet: bool
+    ucs2: bool
+    tracker: str
 
 
 def decide(
@@ -84,10 +88,10 @@ def decide(
 ) -> Decision:
     """Judge each recipient in order; the first rule that applies gives its code (SPEC §6)."""
     warnings = list(request.notes)
-    shared = _shared(request, account, now, settings, warnings)
     tracker, tracker_warning = clean_tracker(request.tracker)
     if tracker_warning:
         warnings.append(tracker_warning)
+    shared = _shared(request, account, now, settings, warnings, tracker)
     fault_left = {fault.id: fault.remaining for fault in faults}
     credit = account.credit
     budget = rate_budget
@@ -95,7 +99,7 @@ def decide(
     results: list[Result] = []
     debit = 0
     for recipient in request.recipients:
-        code, sms = _judge(recipient, account, settings, shared, faults, fault_left)
+        code, sms = _judge(recipient, account, settings, shared, faults, fault_left, warnings)
         if sms is not None and budget is not None and sms.parts > budget:
             code, sms = codes.OVERFLOW, None
         if sms is not None and (exhausted or sms.parts > credit):
@@ -118,7 +122,12 @@ def decide(
 
 
 def _shared(
-    request: Request, account: Account, now: datetime, settings: RuleSettings, warnings: list[str]
+    request: Request,
+    account: Account,
+    now: datetime,
+    settings: RuleSettings,
+    warnings: list[str],
+    tracker: str,
 ) -> _Shared:
     sender_code, sender_id, stop = sender.check_emetteur(
         request.emetteur, account.senders, settings.default_sender
@@ -128,13 +137,19 @@ def _shared(
             stop = False
         else:
             warnings.append("nostop=1 ignored: the account is not approved to remove the STOP")
+    # A deferred send (HTTP date_envoi) reaches the phone at its due time: judged then.
+    sent_at = request.due_at if request.due_at is not None and request.due_at > now else now
+    http = request.channel == Channel.HTTP
     return _Shared(
         sender_code=sender_code,
         sender_id=sender_id,
         stop=stop,
+        stop_text=settings.http_stop_text if http else settings.stop_text,
         allowance=segments.parts_allowed(request.smslong),
         quiet=not account.quiet_hours_lifted
-        and quiet_hours.is_quiet(now, alsace_moselle=settings.alsace_moselle),
+        and quiet_hours.is_quiet(sent_at, alsace_moselle=settings.alsace_moselle),
+        ucs2=request.ucs2,
+        tracker=tracker,
     )
 
 
@@ -145,6 +160,7 @@ def _judge(
     shared: _Shared,
     faults: Sequence[Fault],
     fault_left: dict[int, int],
+    warnings: list[str],
 ) -> tuple[int, Sms | None]:
     code, number = numbers.check_format(
         recipient.tel, international_allowed=account.international_allowed
@@ -165,24 +181,34 @@ def _judge(
         return shared.sender_code, None
     if shared.allowance is None:
         return codes.SMSLONG_INVALID, None
-    text, parts, encoding = _rendered(recipient.text, shared.stop, settings.stop_text)
+    text, parts, encoding = rendered(recipient.text, shared.stop, shared.stop_text, shared.ucs2)
     if parts > shared.allowance:
         return codes.SMSLONG_INVALID, None
     if shared.quiet:
         return codes.QUIET_HOURS, None
+    tracker = shared.tracker
+    if recipient.tracker is not None:
+        tracker, tracker_warning = clean_tracker(recipient.tracker)
+        if tracker_warning and tracker_warning not in warnings:
+            warnings.append(tracker_warning)
     return codes.OK, Sms(
-        to=number, sender=shared.sender_id, text=text, parts=parts, encoding=encoding
+        to=number,
+        sender=shared.sender_id,
+        text=text,
+        parts=parts,
+        encoding=encoding,
+        tracker=tracker,
     )
 
 
 @functools.lru_cache(maxsize=1024)
-def _rendered(text: str, stop: bool, stop_text: str) -> tuple[str, int, str]:
-    """The text as delivered and its parts: computed once per distinct text (a numX or CSV
-    request repeats one text hundreds of times)."""
+def rendered(text: str, stop: bool, stop_text: str, ucs2: bool = False) -> tuple[str, int, str]:
+    """The text as delivered, its parts and encoding: computed once per distinct text (a numX
+    or CSV request repeats one text hundreds of times)."""
     text = unicodedata.normalize("NFC", text)
     if stop:
         text = sender.with_stop(text, stop_text)
-    parts, encoding = segments.count(text)
+    parts, encoding = segments.count(text, force_ucs2=ucs2)
     return text, parts, encoding
 
 

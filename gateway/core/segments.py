@@ -62,10 +62,11 @@ def _septets(text: str) -> int | None:
     return len(text) + sum(map(text.count, _EXTENSION))
 
 
-def count(text: str) -> tuple[int, str]:
-    """(parts, GSM7 or UCS2) for the text after NFC normalisation; empty text is one part."""
+def count(text: str, *, force_ucs2: bool = False) -> tuple[int, str]:
+    """(parts, GSM7 or UCS2) for the text after NFC normalisation; empty text is one part.
+    `force_ucs2` (the HTTP API's `ucs2=1`) sends even a GSM text in UCS-2."""
     text = unicodedata.normalize("NFC", text)
-    gsm = _septets(text)
+    gsm = None if force_ucs2 else _septets(text)
     if gsm is not None:
         return _parts(text, gsm, GSM_SINGLE, GSM_PART, _EXTENSION.__contains__), GSM7
     total = len(text) + len(_ASTRAL.findall(text))

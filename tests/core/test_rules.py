@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from types import MappingProxyType
 
 import pytest
 
 from gateway.core import codes, rules
-from gateway.core.model import Account, Fault, Recipient, Request, RuleSettings
+from gateway.core.model import Account, Channel, Fault, Recipient, Request, RuleSettings
 
 TUESDAY_10H = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # 10:00 in Paris
 TUESDAY_21H = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)  # 21:00 in Paris
@@ -235,3 +236,46 @@ def test_invalid_tracker_is_cleaned_with_a_warning() -> None:
 )
 def test_email_id_must_be_digits(email_id: str, valid: bool) -> None:
     assert rules.valid_email_id(email_id) is valid
+
+
+# -- the HTTP channel's differences (SPEC §15) -------------------------------------------------
+
+
+def test_http_custom_sender_gets_the_12_character_stop_mention() -> None:
+    request = _request("0601020304", emetteur="MaSociete", channel=Channel.HTTP)
+    (result,) = rules.decide(request, ACCOUNT, TUESDAY_10H, SETTINGS).results
+    assert result.sms is not None
+    assert result.sms.text == "Bonjour\r\nSTOP 36111"
+
+
+def test_http_stop_caps_a_single_gsm_sms_at_148_characters() -> None:
+    for length, parts in ((148, 1), (149, 2)):
+        request = _request(
+            "0601020304", text="a" * length, emetteur="MaSociete", smslong="2", channel=Channel.HTTP
+        )
+        (result,) = rules.decide(request, ACCOUNT, TUESDAY_10H, SETTINGS).results
+        assert result.sms is not None and result.sms.parts == parts
+
+
+def test_ucs2_flag_sends_a_gsm_text_in_ucs2() -> None:
+    request = _request("0601020304", text="a" * 71, smslong="2", ucs2=True)
+    (result,) = rules.decide(request, ACCOUNT, TUESDAY_10H, SETTINGS).results
+    assert result.sms is not None
+    assert (result.sms.encoding, result.sms.parts) == ("ucs2", 2)
+
+
+def test_each_number_may_carry_its_own_tracker() -> None:
+    request = dataclasses.replace(
+        _request("0601020304", "0601020305", tracker="all"),
+        recipients=(Recipient("0601020304", "a", tracker="one"), Recipient("0601020305", "b")),
+    )
+    decision = rules.decide(request, ACCOUNT, TUESDAY_10H, SETTINGS)
+    assert [r.sms.tracker for r in decision.results if r.sms] == ["one", "all"]
+
+
+def test_a_deferred_send_is_judged_for_quiet_hours_at_its_due_time() -> None:
+    evening = _request("0601020304", due_at=TUESDAY_21H)
+    assert rules.decide(evening, ACCOUNT, TUESDAY_10H, SETTINGS).results[0].code == 24
+    morning = _request("0601020304", due_at=TUESDAY_10H)
+    early = TUESDAY_21H.replace(hour=5)  # 06:00 in Paris, before the quiet hours end
+    assert rules.decide(morning, ACCOUNT, early, SETTINGS).results[0].code == 0
