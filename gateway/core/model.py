@@ -42,6 +42,13 @@ class Channel(StrEnum):
     HTTP = "http"
 
 
+class SmsState(StrEnum):
+    """An SMS reached the phone (`sent`) or waits for its `date_envoi` (`scheduled`)."""
+
+    SENT = "sent"
+    SCHEDULED = "scheduled"
+
+
 class Encoding(StrEnum):
     GSM7 = GSM7
     UCS2 = UCS2

@@ -76,6 +76,9 @@ accounts = Table(
     Column("blacklist", JSON, nullable=False),
     Column("rate_limit", Integer, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime(), nullable=False),
+    # A sub-account (HTTP API /subaccount) names its parent; its price is only recorded.
+    Column("parent_id", Id, ForeignKey("accounts.id"), nullable=True),
+    Column("price", String(32), nullable=False, server_default=""),
     sqlite_autoincrement=True,
 )
 
@@ -117,7 +120,7 @@ sms = Table(
     "sms",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("email_row", Id, ForeignKey("emails.id"), nullable=False),
+    Column("email_row", Id, ForeignKey("emails.id"), nullable=True),  # None: HTTP API
     Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
     Column("to", String(32), nullable=False),
     Column("sender", String(16), nullable=False),
@@ -127,11 +130,16 @@ sms = Table(
     Column("tracker", String(64), nullable=False, server_default=""),
     Column("email_id", String(64), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("channel", String(8), nullable=False, server_default="mail"),  # mail|http
+    Column("state", String(16), nullable=False, server_default="sent"),  # sent|scheduled
+    Column("due_at", UtcDateTime(), nullable=True),  # a deferred send's time (date_envoi)
     Index("ix_sms_to_id", "to", "id"),
     Index("ix_sms_account_id_id", "account_id", "id"),
     Index("ix_sms_tracker_id", "tracker", "id"),
     Index("ix_sms_email_id_id", "email_id", "id"),
     Index("ix_sms_email_row", "email_row"),
+    Index("ix_sms_channel_id", "channel", "id"),
+    Index("ix_sms_state_due_at", "state", "due_at"),
     sqlite_autoincrement=True,
 )
 
@@ -166,6 +174,40 @@ faults = Table(
     Column("remaining", Integer, nullable=False),
     Column("number", String(32), nullable=True),
     Column("keyid", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# The HTTP API's directories (répertoires): numbers with their champ1…champ27 values.
+directories = Table(
+    "directories",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_directories_account_id", "account_id"),
+    sqlite_autoincrement=True,
+)
+
+directory_entries = Table(
+    "directory_entries",
+    metadata,
+    Column("directory_id", Id, ForeignKey("directories.id"), primary_key=True),
+    Column("number", String(32), primary_key=True),
+    Column("fields", JSON, nullable=False),  # {"champ1": "…", …}
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# The HTTP API's short links, served by the emulator itself at /s/<code>.
+shortlinks = Table(
+    "shortlinks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("hits", Integer, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
