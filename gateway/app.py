@@ -33,6 +33,7 @@ class Gateway:
         self.engine = make_engine(settings.database.url)
         self.rules = RuleSettings(
             stop_text=settings.stop.text,
+            http_stop_text=settings.stop.http_text,
             default_sender=settings.sms.default_sender,
             max_recipients=settings.limits.max_recipients,
             magic_numbers=settings.sms.magic_numbers,

@@ -88,6 +88,7 @@ class ClockSettings(_Section):
 
 class StopSettings(_Section):
     text: str = "STOP SMS au 36111"
+    http_text: str = "STOP 36111"
 
 
 class SmsSettings(_Section):
@@ -162,6 +163,7 @@ class Settings(_Section):
     quiet_hours: QuietHoursSettings = QuietHoursSettings()
     limits: LimitsSettings = LimitsSettings()
     number_plan: dict[str, NumberKind] = Field(default_factory=dict)
+    hlr: dict[str, str] = Field(default_factory=dict)
     accounts: tuple[AccountSettings, ...] = (DEMO_ACCOUNT,)
 
     @field_validator("number_plan")
@@ -170,6 +172,18 @@ class Settings(_Section):
         for prefix in value:
             if not re.fullmatch(r"0\d{1,9}", prefix):
                 raise ValueError(f"prefix {prefix!r} must be 2 to 10 digits starting with 0")
+        return value
+
+    @field_validator("hlr")
+    @classmethod
+    def _operator_prefixes(cls, value: dict[str, str]) -> dict[str, str]:
+        for prefix, operator in value.items():
+            if not re.fullmatch(r"0\d{1,9}|\+\d{1,15}", prefix):
+                raise ValueError(
+                    f"prefix {prefix!r} must be 2 to 10 digits starting with 0, or + and digits"
+                )
+            if not re.fullmatch(r"[A-Za-z0-9]{1,16}", operator):
+                raise ValueError(f"operator {operator!r} for {prefix!r}: 1 to 16 letters/digits")
         return value
 
     @model_validator(mode="after")
@@ -273,7 +287,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
                     f"environment variable {name}: unknown key {section}.{key}; "
                     f"known keys: {sorted(annotation.model_fields)}"
                 )
-        elif section != "number_plan":
+        elif section not in ("number_plan", "hlr"):
             raise ConfigError(f"environment variable {name}: set {section} as a whole, as JSON")
         found.setdefault(section, {})[key] = parsed
     return found

@@ -50,6 +50,18 @@ def authorise(
     return None
 
 
+def authorise_key(keyid: str, account: Account | None, *, client_ip: str) -> int | None:
+    """The HTTP API's authorisation (SPEC §15): the keyid alone, then the allowed IPs:
+    1 empty, 3 unknown, 14 IP not allowed, None when the call may go on."""
+    if not keyid.strip():
+        return codes.LOGIN_EMPTY
+    if account is None:
+        return codes.BAD_CREDENTIALS
+    if account.allowed_ips and not _ip_allowed(client_ip, account.allowed_ips):
+        return codes.IP_NOT_ALLOWED
+    return None
+
+
 def valid_email_id(email_id: str) -> bool:
     """emailId is numeric in the provider's document; anything else counts as missing (Ack 2)."""
     return _EMAIL_ID.fullmatch(email_id) is not None

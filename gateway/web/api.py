@@ -29,6 +29,7 @@ from gateway.events import Changes
 from gateway.store import accounts, reads
 from gateway.store.engine import write_transaction
 from gateway.web import openapi, page
+from gateway.web.provider import ProviderApi, ProviderDeps
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -186,6 +187,14 @@ class Api:
         self.changes: Changes = gateway.changes
         self.metrics = gateway.metrics
         self.closing = closing
+        self.provider = ProviderApi(
+            ProviderDeps(
+                engine=gateway.engine,
+                clock=gateway.clock,
+                rules=gateway.rules,
+                hlr=dict(gateway.settings.hlr),
+            )
+        )
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -210,6 +219,7 @@ class Api:
             Route("/api/v1/messages", self.reset, methods=["DELETE"]),
             Route("/api/v1/events", self.events, methods=["GET"]),
             *page.routes(),
+            *self.provider.routes(),
         ]
 
     # Lists, with long-polling ---------------------------------------------------------------
