@@ -102,6 +102,42 @@ def refusal(error: GeneralError) -> Response:
     return JSONResponse(httpapi.error_body(error), 400)
 
 
+def authorised(deps: ProviderDeps, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint: reads the fields, authorises the keyid (1, 3) and the client's
+    IP (14), then calls `endpoint`; any general error, there or inside, answers 400."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            fields = await read_fields(request)
+            key = httpapi.keyid(fields)
+            async with deps.engine.connect() as conn:
+                account = await accounts.snapshot(conn, key, lock=False)
+            client_ip = request.client.host if request.client else ""
+            code = rules.authorise_key(key, account, client_ip=client_ip)
+            if code is not None or account is None:
+                return refusal(GeneralError(code or codes.BAD_CREDENTIALS, "keyid"))
+            return await endpoint(Call(fields, account, request))
+        except Refused as refused:
+            return refusal(refused.error)
+
+    return handle
+
+
+def cgi_routes(
+    deps: ProviderDeps, endpoints: list[tuple[str, Endpoint, list[str]]]
+) -> list[BaseRoute]:
+    return [
+        Route(f"/cgi-bin{path}", authorised(deps, endpoint), methods=methods)
+        for path, endpoint, methods in endpoints
+    ]
+
+
+def require_one(fields: Mapping[str, FieldValue], name: str) -> None:
+    """The document's switches (`getListeNoire`, `rapportCampagne`…) must be "1"."""
+    if (httpapi.text(fields, name) or "").strip() != "1":
+        raise Refused(GeneralError(codes.INTERNAL, name, 'must be "1"'))
+
+
 class ProviderApi:
     """The endpoints; each gets an authorised Call (keyid known, IP allowed) or answers 400."""
 
@@ -117,27 +153,7 @@ class ProviderApi:
             ("/hlr", self.hlr, ["GET", "POST"]),
             ("/campagne", self.campaign, ["GET", "POST"]),
         ]
-        return [
-            Route(f"/cgi-bin{path}", self._authorised(endpoint), methods=methods)
-            for path, endpoint, methods in endpoints
-        ]
-
-    def _authorised(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            try:
-                fields = await read_fields(request)
-                key = httpapi.keyid(fields)
-                async with self.deps.engine.connect() as conn:
-                    account = await accounts.snapshot(conn, key, lock=False)
-                client_ip = request.client.host if request.client else ""
-                code = rules.authorise_key(key, account, client_ip=client_ip)
-                if code is not None or account is None:
-                    return refusal(GeneralError(code or codes.BAD_CREDENTIALS, "keyid"))
-                return await endpoint(Call(fields, account, request))
-            except Refused as refused:
-                return refusal(refused.error)
-
-        return handle
+        return cgi_routes(self.deps, endpoints)
 
     # Credit -----------------------------------------------------------------------------------
 
@@ -168,7 +184,7 @@ class ProviderApi:
         switch: str,
         edit: Callable[[Any, int, list[str]], Awaitable[None]],
     ) -> Response:
-        _require_one(call.fields, switch)
+        require_one(call.fields, switch)
         tels = httpapi.texts(call.fields, "num")
         if not tels:
             raise Refused(GeneralError(codes.INTERNAL, "num", "missing"))
@@ -191,7 +207,7 @@ class ProviderApi:
 
     async def get_blacklist(self, call: Call) -> Response:
         """A zip holding `listenoire.csv`, one number a line."""
-        _require_one(call.fields, "getListeNoire")
+        require_one(call.fields, "getListeNoire")
         async with self.deps.engine.connect() as conn:
             listed = await provider.blacklist(conn, call.account.id)
         return _zip("listenoire.csv", [["numero"], *([n] for n in listed)])
@@ -218,7 +234,7 @@ class ProviderApi:
 
     async def campaign(self, call: Call) -> Response:
         """A zip holding `campagne.csv`: the account's SMS of the period, oldest first."""
-        _require_one(call.fields, "rapportCampagne")
+        require_one(call.fields, "rapportCampagne")
         start = _paris_minute(call.fields, "date_deb")
         end = _paris_minute(call.fields, "date_fin")
         if end < start:
@@ -256,12 +272,6 @@ class ProviderApi:
                 ]
             )
         return _zip("campagne.csv", rows)
-
-
-def _require_one(fields: Mapping[str, FieldValue], name: str) -> None:
-    """The document's switches (`getListeNoire`, `rapportCampagne`…) must be "1"."""
-    if (httpapi.text(fields, name) or "").strip() != "1":
-        raise Refused(GeneralError(codes.INTERNAL, name, 'must be "1"'))
 
 
 def _paris_minute(fields: Mapping[str, FieldValue], name: str) -> datetime:
