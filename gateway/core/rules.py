@@ -25,7 +25,7 @@ from gateway.core.model import (
 )
 
 _TRACKER = re.compile(r"[A-Za-z0-9_-]{0,50}")
-_EMAIL_ID = re.compile(r"\d{1,64}")
+_EMAIL_ID = re.compile(r"[0-9]{1,64}")  # ASCII only: \d would take "１５４８"
 
 
 def authorise(

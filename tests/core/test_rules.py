@@ -232,7 +232,15 @@ def test_invalid_tracker_is_cleaned_with_a_warning() -> None:
 
 
 @pytest.mark.parametrize(
-    ("email_id", "valid"), [("1548", True), ("", False), ("abc", False), ("1" * 65, False)]
+    ("email_id", "valid"),
+    [
+        ("1548", True),
+        ("", False),
+        ("abc", False),
+        ("1" * 65, False),
+        ("１５４８", False),  # full-width digits
+        ("١٥٤٨", False),  # Arabic-Indic digits
+    ],
 )
 def test_email_id_must_be_digits(email_id: str, valid: bool) -> None:
     assert rules.valid_email_id(email_id) is valid
