@@ -70,6 +70,7 @@ class Gateway:
     async def start(self) -> None:
         """Bind SMTP and HTTP (port 0 picks free ones) and start the writer and the outbox."""
         from gateway.outbox import Outbox
+        from gateway.scheduler import Scheduler
         from gateway.service import Service
         from gateway.smtp import start_smtp
         from gateway.web.server import start_http
@@ -92,6 +93,7 @@ class Gateway:
         self._tasks.append(http_task)
         outbox = Outbox(self.engine, self.settings.relay, self.changes, self.metrics)
         self._spawn(outbox.run(), "outbox")
+        self._spawn(Scheduler(self.engine, self.clock, self.changes).run(), "scheduler")
         log.info(
             "SMTP on %s:%d, HTTP on http://%s:%d/, database %s",
             self.settings.smtp.host,

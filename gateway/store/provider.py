@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.core.model import SmsState
+from gateway.store.engine import write_transaction
 from gateway.store.tables import accounts, sms
 
 
@@ -75,3 +77,21 @@ async def sms_between(
         .order_by(sms.c.id)
     )
     return [dict(row._mapping) for row in rows]
+
+
+_DUE = (sms.c.state == SmsState.SCHEDULED.value,)
+
+
+async def release_due(engine: AsyncEngine, now: datetime) -> int:
+    """Scheduled SMS whose due time has come become `sent`; how many did. A row changes state
+    once, whichever replica runs this, so a deferred SMS is sent once."""
+    due = (*_DUE, sms.c.due_at <= now)
+    # Looking first without the write lock keeps idle rounds off the SQLite writer.
+    async with engine.connect() as conn:
+        if (await conn.execute(select(sms.c.id).where(*due).limit(1))).first() is None:
+            return 0
+    async with write_transaction(engine) as conn:
+        result = await conn.execute(
+            update(sms).where(*due).values(state=SmsState.SENT.value)
+        )
+    return int(result.rowcount)

@@ -60,12 +60,15 @@ async def list_sms(
     account: str | None = None,
     tracker: str | None = None,
     email_id: str | None = None,
+    channel: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Page:
     conditions: list[ColumnElement[bool]] = []
     if to is not None:
         conditions.append(sms.c.to == to)
+    if channel is not None:
+        conditions.append(sms.c.channel == channel)
     if account is not None:
         conditions.append(sms.c.account_id == _account_id(account))
     if tracker is not None:
@@ -86,6 +89,9 @@ async def list_sms(
             accounts.c.keyid.label("account"),
             sms.c.email_id,
             sms.c.created_at,
+            sms.c.channel,
+            sms.c.state,
+            sms.c.due_at,
         ],
         sms.c.id,
         conditions,
@@ -93,7 +99,13 @@ async def list_sms(
         offset,
         sms,
     )
-    return Page([{**row, "created_at": _iso(row["created_at"])} for row in rows], total)
+    return Page(
+        [
+            {**row, "created_at": _iso(row["created_at"]), "due_at": _iso(row["due_at"])}
+            for row in rows
+        ],
+        total,
+    )
 
 
 EMAIL_STATUSES = ("processed", "duplicate", "refused", "not_processed")

@@ -50,6 +50,9 @@ async def test_sms_item_has_the_documented_fields(client: httpx.AsyncClient, row
         "account": "demo",
         "email_id": "42",
         "created_at": "2026-12-01T09:00:00+00:00",
+        "channel": "mail",
+        "state": "sent",
+        "due_at": None,
     }
 
 
@@ -524,6 +527,8 @@ async def test_openapi_documents_every_route_and_method(
         if isinstance(route, Mount):
             continue
         assert isinstance(route, Route)
+        if route.path.startswith("/cgi-bin/"):
+            continue  # the provider's API: its own document describes it (SPEC §15)
         path = route.path.replace("{id:int}", "{id}")
         served |= {(path, m.lower()) for m in route.methods or () if m != "HEAD"}
     assert documented == served
