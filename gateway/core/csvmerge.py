@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from gateway.core.envoi import LINE_FEED_MARK
 from gateway.core.model import Attachment
@@ -22,27 +22,36 @@ _MAX_PLACEHOLDER_DIGITS = 6  # [1234567] and beyond can have no value: no int() 
 
 def decode_attachment(content: bytes) -> str:
     """An attachment's text: UTF-8 (with or without BOM), else windows-1252; LF line ends."""
+    return _LINE_BREAK.sub("\n", _decoded(content))
+
+
+def _decoded(content: bytes) -> str:
     if content.startswith(_UTF8_BOM):
         content = content[len(_UTF8_BOM) :]
     try:
-        text = content.decode("utf-8")
+        return content.decode("utf-8")
     except UnicodeDecodeError:
-        text = content.decode("cp1252", "replace")
-    return _LINE_BREAK.sub("\n", text)
+        return content.decode("cp1252", "replace")
 
 
-def merge(mobiles: bytes, message: bytes) -> list[tuple[str, str]] | None:
+def merge(
+    mobiles: bytes, message: bytes, *, max_lines: int | None = None
+) -> list[tuple[str, str]] | None:
     """One (number, text) per line of mobiles.csv; None when the files are not usable (102).
 
     The document's structure and example separate cells with `;;`, its prose with `;`: a line
     holding `;;` is split on `;;`, any other line on `;`. The merged text follows the body's
-    convention, wherever its characters came from: "Ö" stands for a line feed."""
+    convention, wherever its characters came from: "Ö" stands for a line feed.
+    With `max_lines`, reading stops after that many recipients: a caller that passes its
+    limit + 1 learns that there are too many without merging a huge file (SPEC §16)."""
     template = next((line.strip() for line in _lines(message) if line.strip()), None)
     if template is None:
         return None
     template = unicodedata.normalize("NFC", template)
     recipients: list[tuple[str, str]] = []
     for line in _lines(mobiles):
+        if max_lines is not None and len(recipients) >= max_lines:
+            break
         if not line.strip():
             continue
         separator = SEPARATOR if SEPARATOR in line else SINGLE_SEPARATOR
@@ -52,8 +61,14 @@ def merge(mobiles: bytes, message: bytes) -> list[tuple[str, str]] | None:
     return recipients or None
 
 
-def _lines(content: bytes) -> list[str]:
-    return decode_attachment(content).split("\n")
+def _lines(content: bytes) -> Iterator[str]:
+    """The lines (any line end), read lazily: a merge that stops early reads no further."""
+    text = _decoded(content)
+    start = 0
+    for match in _LINE_BREAK.finditer(text):
+        yield text[start : match.start()]
+        start = match.end()
+    yield text[start:]
 
 
 def _fill(template: str, values: Sequence[str]) -> str:

@@ -22,7 +22,7 @@ def build(envoi: Envoi, attachments: Sequence[Attachment], *, max_recipients: in
     refusal: int | None = None
     numbered = True
     if mobiles is not None or message is not None:
-        recipients, refusal = _from_csv(mobiles, message)
+        recipients, refusal = _from_csv(mobiles, message, max_recipients + 1)
         if any(_field_is_recipient(name) for name in envoi.fields):
             notes.append("num/sms in the body ignored: the CSV attachments give the recipients")
     else:
@@ -54,11 +54,11 @@ def _field_is_recipient(name: str) -> bool:
 
 
 def _from_csv(
-    mobiles: bytes | None, message: bytes | None
+    mobiles: bytes | None, message: bytes | None, max_lines: int
 ) -> tuple[tuple[Recipient, ...], int | None]:
     if mobiles is None or message is None:
         return (), codes.INVALID_FILE
-    merged = csvmerge.merge(mobiles, message)
+    merged = csvmerge.merge(mobiles, message, max_lines=max_lines)
     if merged is None:
         return (), codes.INVALID_FILE
     return tuple(Recipient(tel=num, text=text) for num, text in merged), None

@@ -318,3 +318,9 @@ def expand(template: str, values: list[str]) -> str:
         value = values[index - 1] if index <= len(values) else ""
         text = text.replace(f"[{index}]", unicodedata.normalize("NFC", value))
     return text.replace("Ö", "\n")
+
+
+def test_merge_reads_no_further_than_max_lines() -> None:
+    mobiles = b"".join(b"06%08d;;v\n" % i for i in range(1000)) + b"\xff not utf-8 at the end"
+    merged = merge(mobiles, b"[1]\n", max_lines=3)
+    assert merged == [("0600000000", "v"), ("0600000001", "v"), ("0600000002", "v")]

@@ -108,3 +108,13 @@ def test_num500_is_the_last_recipient_tag() -> None:
     built = request.build(_envoi(num500="0601020304", sms="hi"), (), max_recipients=500)
     assert built.refusal is None
     assert [r.tel for r in built.recipients] == ["0601020304"]
+
+
+def test_a_huge_csv_is_code_23_after_reading_one_line_past_the_limit() -> None:
+    mobiles = b"".join(b"06%08d;;v\n" % i for i in range(200_000))
+    built = request.build(
+        _envoi(keyid="k"),
+        (Attachment("mobiles.csv", mobiles), Attachment("message.csv", b"[1]\n")),
+        max_recipients=500,
+    )
+    assert built.refusal == codes.TOO_MANY_NUMBERS
