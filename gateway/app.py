@@ -18,6 +18,7 @@ from gateway.metrics import Metrics
 from gateway.store import accounts, migrate
 from gateway.store.engine import make_engine, sqlite_path, write_transaction
 from gateway.web.context import WebContext
+from gateway.web.server import start_http, stop_http
 
 log = logging.getLogger("mail2sms")
 
@@ -73,7 +74,6 @@ class Gateway:
         from gateway.outbox import Outbox
         from gateway.service import Service
         from gateway.smtp import start_smtp
-        from gateway.web.server import start_http
 
         if not self.settings.http_is_loopback and not self.settings.http.admin_token:
             raise ConfigError(
@@ -114,8 +114,6 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop listening, let the emails already received commit, then end every task."""
-        from gateway.web.server import stop_http
-
         for server in self._closers:
             server.close()
         service = getattr(self, "service", None)
