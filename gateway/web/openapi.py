@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
@@ -18,6 +18,7 @@ from gateway.web.models import Error
 JSON = "application/json"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PATH_PARAMETER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_TYPES = {"": "string", "str": "string", "path": "string", "int": "integer", "float": "number"}
 # A model answers in JSON; a media type ("text/html", …) answers with a body of its own.
 Answer = tuple[type[BaseModel] | str, str]
 Schema = dict[str, Any]
@@ -62,10 +63,12 @@ def document(operations: Sequence[Operation], description: str) -> Schema:
         list(wanted), ref_template="#/components/schemas/{model}", schema_generator=_Schemas
     )
     schemas: dict[str, Schema] = defs.get("$defs", {})
+    # A query model becomes parameters, not a schema of its own.
+    queries = {op.query: schemas.pop(op.query.__name__) for op in operations if op.query}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         path = PATH_PARAMETER.sub(r"{\1}", op.path)
-        query = schemas.pop(op.query.__name__) if op.query is not None else None
+        query = queries[op.query] if op.query is not None else None
         paths.setdefault(path, {})[op.method.lower()] = _operation(op, query, refs)
     return {
         "openapi": "3.1.0",
@@ -84,19 +87,18 @@ def document(operations: Sequence[Operation], description: str) -> Schema:
 
 def _operation(op: Operation, query: Schema | None, refs: Mapping[Any, Schema]) -> Schema:
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": _path_type(converter)}
+        {"name": name, "in": "path", "required": True, "schema": {"type": _TYPES[converter]}}
         for name, converter in PATH_PARAMETER.findall(op.path)
     ]
     answers: dict[int, Answer] = {}
     if query is not None:
         required = query.get("required", [])
         for name, schema in query["properties"].items():
-            about = schema.pop("description", "")
-            parameters.append(
-                {"name": name, "in": "query", "required": name in required}
-                | ({"description": about} if about else {})
-                | {"schema": schema}
-            )
+            parameter = {"name": name, "in": "query", "required": name in required}
+            if "description" in schema:
+                parameter["description"] = schema["description"]
+            parameter["schema"] = {k: v for k, v in schema.items() if k != "description"}
+            parameters.append(parameter)
         answers[400] = (Error, "a parameter is unknown or invalid (named in `field`)")
     found: Schema = {"summary": op.summary} | (
         {"description": op.description} if op.description else {}
@@ -116,11 +118,6 @@ def _operation(op: Operation, query: Schema | None, refs: Mapping[Any, Schema]) 
         for status, (kind, about) in sorted(answers.items())
     }
     return found
-
-
-def _path_type(converter: str) -> Schema:
-    kind: Literal["integer", "string"] = "integer" if converter == "int" else "string"
-    return {"type": kind}
 
 
 def _content(kind: type[BaseModel] | str, refs: Mapping[Any, Schema]) -> Schema:
