@@ -17,13 +17,15 @@ from gateway.events import Changes
 from gateway.metrics import Metrics
 from gateway.store import accounts, migrate
 from gateway.store.engine import make_engine, sqlite_path, write_transaction
+from gateway.web.context import WebContext
+from gateway.web.server import start_http, stop_http
 
 log = logging.getLogger("mail2sms")
 
 
 class Gateway:
-    """Everything one running gateway owns. The web API and the pytest plugin use:
-    `settings`, `engine`, `clock`, `changes`, `metrics`, `smtp_port`, `http_port`."""
+    """Everything one running gateway owns. The pytest plugin uses `settings`, `engine`,
+    `clock`, `smtp_port`, `http_port`; the web side gets `web` (its part of them only)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -39,6 +41,9 @@ class Gateway:
             magic_numbers=settings.sms.magic_numbers,
             alsace_moselle=settings.quiet_hours.alsace_moselle,
             number_plan=MappingProxyType(dict(settings.number_plan)),
+        )
+        self.web = WebContext(
+            settings, self.engine, self.clock, self.changes, self.metrics, self.rules
         )
         self.smtp_port: int = settings.smtp.port
         self.http_port: int = settings.http.port
@@ -73,7 +78,6 @@ class Gateway:
         from gateway.scheduler import Scheduler
         from gateway.service import Service
         from gateway.smtp import start_smtp
-        from gateway.web.server import start_http
 
         if not self.settings.http_is_loopback and not self.settings.http.admin_token:
             raise ConfigError(
@@ -87,7 +91,7 @@ class Gateway:
         self._spawn(self.service.run(), "writer")
         smtp_server, self.smtp_port = await start_smtp(self.service, self.settings.smtp)
         self._closers.append(smtp_server)
-        http_server, http_task, self.http_port = await start_http(self)
+        http_server, http_task, self.http_port = await start_http(self.web)
         self._http_server = http_server
         self._http_task = http_task
         self._tasks.append(http_task)
@@ -115,8 +119,6 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop listening, let the emails already received commit, then end every task."""
-        from gateway.web.server import stop_http
-
         for server in self._closers:
             server.close()
         service = getattr(self, "service", None)

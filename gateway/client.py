@@ -1,20 +1,23 @@
-"""The client side of the gateway: request emails built and sent as applications do
-(used by `mail2sms send` and by the pytest plugin)."""
+"""The client side of the gateway: request emails built and sent as applications do, and
+the API's lists waited on (used by `mail2sms send` and by the pytest plugin)."""
 
 from __future__ import annotations
 
 import re
 import smtplib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import Any, TypeVar
 from xml.sax.saxutils import escape
 
 from gateway.core.envoi import LINE_FEED_MARK
+from gateway.web.models import MAX_WAIT
 
 SMTP_TIMEOUT = 30.0
 _LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
+Item = TypeVar("Item")
 
 
 class Submission(smtplib.SMTP):
@@ -72,3 +75,17 @@ def request_email(
     for filename, content in attachments:
         message.add_attachment(content, maintype="text", subtype="csv", filename=filename)
     return message
+
+
+def wait_for_items(
+    fetch: Callable[[Mapping[str, str | int]], list[Item]], count: int, timeout: float
+) -> list[Item]:
+    """Long-poll one list of the API until it has `count` items or `timeout` seconds pass;
+    the last items either way. `fetch` gets the query's extra parameters (wait_for,
+    timeout): one poll lasts at most MAX_WAIT seconds, so a longer wait polls again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.0, min(MAX_WAIT, deadline - time.monotonic()))
+        items = fetch({"wait_for": count, "timeout": f"{left:.3f}"})
+        if len(items) >= count or time.monotonic() >= deadline:
+            return items

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
-import time
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
@@ -31,16 +30,15 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from gateway.client import request_email, submit
+from gateway.client import request_email, submit, wait_for_items
 from gateway.config import Settings, load_settings
+from gateway.core.model import ReplyKind
+from gateway.web.models import MAX_LIMIT, MAX_WAIT
 
 __all__ = ["FIXTURE_CLOCK", "RunningGateway", "fixture_settings"]
 
 FIXTURE_CLOCK = "2026-12-01T10:00:00+01:00"  # a Tuesday, business hours, Paris
 DEFAULT_SENDER = "app@example.com"  # a sender of the demo account's domain
-MAX_POLL = 30.0  # the API answers a long-poll after at most this many seconds
-LIST_LIMIT = 1000  # the API's largest page: lists are complete unless a test passes `limit`
-REPLY_KINDS = ("ack", "not")
 _T = TypeVar("_T")
 Item = dict[str, Any]
 
@@ -90,7 +88,7 @@ class RunningGateway:
         self.api_url = f"http://{settings.http.host}:{self.gateway.http_port}"
         self.address: str = settings.smtp.gateway_addresses[0]
         self.keyid: str = settings.accounts[0].keyid if settings.accounts else ""
-        self._http = httpx.Client(base_url=self.api_url, timeout=MAX_POLL + 10)
+        self._http = httpx.Client(base_url=self.api_url, timeout=MAX_WAIT + 10)
         self._stopped = False
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 30) -> _T:
@@ -185,8 +183,9 @@ class RunningGateway:
     def wait_for_reply(self, kind: str, email_id: str | int, timeout: float = 5) -> Item:
         """The newest `kind` ("ack" or "not") reply for `email_id`, waiting for it up to
         `timeout` seconds; AssertionError when none comes, telling what became of the email."""
-        if kind not in REPLY_KINDS:
-            raise ValueError(f"kind: 'ack' or 'not' (got {kind!r})")
+        if kind not in list(ReplyKind):
+            known = " or ".join(repr(k.value) for k in ReplyKind)
+            raise ValueError(f"kind: {known} (got {kind!r})")
         filters = {"kind": kind, "email_id": str(email_id)}
         items = self._wait("replies", 1, timeout, filters)
         if not items:
@@ -248,7 +247,8 @@ class RunningGateway:
     # Internals -------------------------------------------------------------------------
 
     def _list(self, path: str, filters: Mapping[str, Any]) -> list[Item]:
-        params = {"limit": LIST_LIMIT, **{k: v for k, v in filters.items() if v is not None}}
+        # The largest page: lists are complete unless a test passes `limit`.
+        params = {"limit": MAX_LIMIT, **{k: v for k, v in filters.items() if v is not None}}
         page = self._checked(self._http.get(f"/api/v1/{path}", params=params))
         items: list[Item] = page["items"]
         return items
@@ -256,14 +256,9 @@ class RunningGateway:
     def _wait(
         self, path: str, count: int, timeout: float, filters: Mapping[str, Any]
     ) -> list[Item]:
-        """Long-poll the list until `count` items match or `timeout` passes (the API caps
-        one poll at MAX_POLL seconds, so a longer wait polls again)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = max(0.0, min(MAX_POLL, deadline - time.monotonic()))
-            items = self._list(path, {**filters, "wait_for": count, "timeout": f"{left:.3f}"})
-            if len(items) >= count or time.monotonic() >= deadline:
-                return items
+        return wait_for_items(
+            lambda waiting: self._list(path, {**filters, **waiting}), count, timeout
+        )
 
     def _checked(self, response: httpx.Response) -> Any:
         """The JSON of a 2xx answer; a 4xx is the caller's mistake: ValueError with the

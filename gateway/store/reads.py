@@ -1,4 +1,4 @@
-"""What the HTTP API reads (filtered, paginated lists, newest first) and its control writes."""
+"""What the admin API and the CLI read: filtered, paginated lists (newest first), faults, probes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, FromClause, RowMapping, delete, func, insert, select
+from sqlalchemy import ColumnElement, FromClause, RowMapping, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.tables import accounts, email_ids, emails, faults, replies, sms
+from gateway.core.model import EmailStatus, ReplyKind, ReplyState
+from gateway.store.tables import accounts, emails, faults, replies, sms
 
 
 class Page(NamedTuple):
@@ -108,13 +109,10 @@ async def list_sms(
     )
 
 
-EMAIL_STATUSES = ("processed", "duplicate", "refused", "not_processed")
-
-
 async def list_emails(
     conn: AsyncConnection,
     *,
-    status: str | None = None,
+    status: EmailStatus | None = None,
     email_id: str | None = None,
     account: str | None = None,
     limit: int = 100,
@@ -160,13 +158,10 @@ async def email_raw(conn: AsyncConnection, email_row: int) -> bytes | None:
     return bytes(raw) if raw is not None else None
 
 
-REPLY_KINDS = ("ack", "not")
-
-
 async def list_replies(
     conn: AsyncConnection,
     *,
-    kind: str | None = None,
+    kind: ReplyKind | None = None,
     email_id: str | None = None,
     to: str | None = None,
     limit: int = 100,
@@ -215,7 +210,7 @@ async def fingerprint(conn: AsyncConnection) -> dict[str, tuple[Any, ...]]:
                 select(func.max(replies.c.id)).scalar_subquery(),
                 select(func.count())
                 .select_from(replies)
-                .where(replies.c.state == "pending")
+                .where(replies.c.state == ReplyState.PENDING)
                 .scalar_subquery(),
             )
         )
@@ -223,56 +218,23 @@ async def fingerprint(conn: AsyncConnection) -> dict[str, tuple[Any, ...]]:
     return {"sms": (row[0],), "emails": (row[1],), "replies": (row[2], row[3])}
 
 
-# Control writes -----------------------------------------------------------------------------
-
-
-def _fault(row: RowMapping) -> dict[str, Any]:
+def fault_item(row: RowMapping) -> dict[str, Any]:
     return {**row, "created_at": _iso(row["created_at"])}
 
 
-async def add_fault(
-    conn: AsyncConnection,
-    *,
-    code: int,
-    count: int,
-    number: str | None,
-    keyid: str | None,
-    now: datetime,
-) -> dict[str, Any]:
-    row = (
-        await conn.execute(
-            insert(faults)
-            .values(code=code, remaining=count, number=number, keyid=keyid, created_at=now)
-            .returning(*faults.c)
-        )
-    ).one()
-    return _fault(row._mapping)
-
-
 async def list_faults(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """The faults that will still hit a recipient, newest first."""
     rows = await conn.execute(
         select(*faults.c).where(faults.c.remaining > 0).order_by(faults.c.id.desc())
     )
-    return [_fault(row._mapping) for row in rows]
-
-
-async def clear_faults(conn: AsyncConnection) -> int:
-    return (await conn.execute(delete(faults))).rowcount
-
-
-async def reset_messages(conn: AsyncConnection) -> dict[str, int]:
-    """Forget every message (children first, for the foreign keys); emailIds become new again."""
-    deleted: dict[str, int] = {}
-    for name, table in (
-        ("sms", sms),
-        ("replies", replies),
-        ("email_ids", email_ids),
-        ("emails", emails),
-    ):
-        deleted[name] = (await conn.execute(delete(table))).rowcount
-    return deleted
+    return [fault_item(row._mapping) for row in rows]
 
 
 async def account_exists(conn: AsyncConnection, keyid: str) -> bool:
     found = await conn.execute(select(accounts.c.id).where(accounts.c.keyid == keyid))
     return found.first() is not None
+
+
+async def ping(conn: AsyncConnection) -> None:
+    """One round trip: raises when the database does not answer."""
+    await conn.execute(text("SELECT 1"))

@@ -7,39 +7,35 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
-from gateway.config import parse_instant
-from gateway.core.codes import MESSAGES
-from gateway.core.numbers import normalise
+from gateway.errors import (
+    ConflictError,
+    FieldError,
+    InvalidFieldError,
+    NotFoundError,
+    invalid_field,
+)
 from gateway.events import Changes
-from gateway.store import accounts, reads
-from gateway.store.engine import write_transaction
-from gateway.web import openapi, page
+from gateway.store import accounts, admin, reads
+from gateway.web import models, openapi, page
+from gateway.web.context import WebContext
+from gateway.web.openapi import WRITE_METHODS, Operation
 from gateway.web.provider import ProviderApi, ProviderDeps
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger("mail2sms.web")
 
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 100
-MAX_TIMEOUT = 30.0
-DEFAULT_TIMEOUT = 5.0
 # Other replicas write to the same database without waking us: look again this often.
 RECHECK = 0.5
 HEARTBEAT = 15.0
@@ -47,30 +43,40 @@ HEARTBEAT = 15.0
 SSE_POLL = 2.0
 # A burst of commits becomes one event (and one refetch by the page).
 SSE_COALESCE = 0.2
-PAGING = ("limit", "offset", "wait_for", "timeout")
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The largest integer every backend stores (signed 64 bits), for offsets and counts.
-MAX_INT = 2**62
+PAGING = set(models.Paging.model_fields)
+STATUS = {InvalidFieldError: 400, NotFoundError: 404, ConflictError: 409}
+ABOUT = (
+    "Inspection and control of an emulated iSendPro mail 2 SMS gateway. Writes need "
+    "`Authorization: Bearer <http.admin_token>` when the server listens beyond loopback."
+)
+LISTED = (
+    "Newest first (by insertion). With `wait_for=N`, answers as soon as `total ≥ N`, "
+    "or after `timeout` seconds with what there is (200 either way)."
+)
+Model = TypeVar("Model", bound=BaseModel)
 
 
-class Refusal(HTTPException):
-    """A 4xx answer naming the parameter or field at fault; rendered as JSON."""
-
-    def __init__(self, status_code: int, message: str, field: str | None = None) -> None:
-        super().__init__(status_code, message)
-        self.field = field
+def _answer(
+    model: type[BaseModel], data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """`data` checked by its model and written as JSON (keys it does not have stay out)."""
+    body = model.model_validate(data).model_dump_json(exclude_unset=True)
+    return Response(body, status, headers, media_type="application/json")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    body: dict[str, Any] = {"error": exc.detail}
-    if isinstance(exc, Refusal) and exc.field is not None:
-        body["field"] = exc.field
-    return JSONResponse(body, exc.status_code, headers=exc.headers)
+    return _answer(models.Error, {"error": exc.detail}, exc.status_code, exc.headers)
+
+
+async def _field_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FieldError)
+    status = STATUS.get(type(exc), 400)
+    return _answer(models.Error, {"error": str(exc), "field": exc.field}, status)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "internal error; see the gateway's log"}, 500)
+    return _answer(models.Error, {"error": "internal error; see the gateway's log"}, 500)
 
 
 class AdminToken:
@@ -83,10 +89,11 @@ class AdminToken:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         writes = scope["type"] == "http" and scope["method"] in WRITE_METHODS
         if writes and not self._allowed(scope):
-            response = JSONResponse(
+            response = _answer(
+                models.Error,
                 {"error": "this write needs the header Authorization: Bearer <http.admin_token>"},
                 401,
-                headers={"WWW-Authenticate": 'Bearer realm="mail2sms"'},
+                {"WWW-Authenticate": 'Bearer realm="mail2sms"'},
             )
             await response(scope, receive, send)
             return
@@ -102,139 +109,245 @@ class AdminToken:
         )
 
 
-# Parsing --------------------------------------------------------------------------------------
-
-
-def _integer(
-    params: Mapping[str, str], name: str, default: int | None, low: int, high: int
-) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
+def _query(request: Request, model: type[Model]) -> Model:
+    """The query's parameters checked by `model`; an empty value counts as absent."""
+    given = {name: value for name, value in request.query_params.items() if value != ""}
     try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise Refusal(400, f"{name}: must be an integer from {low} to {high} (got {raw!r})", name)
-    return value
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise invalid_field(exc, model.model_fields, "unknown parameter") from None
 
 
-def _seconds(params: Mapping[str, str], name: str, default: float, high: float) -> float:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= high:  # NaN fails too
-        message = f"{name}: must be a number of seconds from 0 to {high:g} (got {raw!r})"
-        raise Refusal(400, message, name)
-    return value
-
-
-class ListQuery:
-    """The filters and paging of one list request, checked."""
-
-    def __init__(self, request: Request, filters: tuple[str, ...]) -> None:
-        params = request.query_params
-        for name in params:
-            if name not in filters and name not in PAGING:
-                known = ", ".join((*filters, *PAGING))
-                raise Refusal(400, f"{name}: unknown parameter; known: {known}", name)
-        self.filters: dict[str, str] = {f: params[f] for f in filters if params.get(f)}
-        self.limit = _integer(params, "limit", DEFAULT_LIMIT, 0, MAX_LIMIT) or 0
-        self.offset = _integer(params, "offset", 0, 0, MAX_INT) or 0
-        self.wait_for = _integer(params, "wait_for", None, 0, MAX_INT)
-        self.timeout = _seconds(params, "timeout", DEFAULT_TIMEOUT, MAX_TIMEOUT)
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
+async def _body(request: Request, model: type[Model]) -> Model:
+    """The JSON object of the body checked by `model`."""
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        raise Refusal(400, "body: not valid JSON", "body") from None
+        raise InvalidFieldError("body", "not valid JSON") from None
     if not isinstance(body, dict):
-        raise Refusal(400, "body: must be a JSON object", "body")
-    return body
+        raise InvalidFieldError("body", "must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_field(exc, model.model_fields) from None
 
-
-def _check_fields(body: Mapping[str, Any], known: tuple[str, ...]) -> None:
-    for name in body:
-        if name not in known:
-            raise Refusal(400, f"{name}: unknown field; known: {', '.join(known)}", name)
-
-
-def _validation_refusal(exc: ValidationError) -> Refusal:
-    error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"]) or "body"
-    return Refusal(400, f"{field}: {error['msg']} (got {error.get('input')!r})", field)
-
-
-# The application ------------------------------------------------------------------------------
 
 ListFunction = Callable[..., Awaitable[reads.Page]]
 
 
 class Api:
-    """The endpoints of one gateway; they use its settings, engine, clock, changes and metrics."""
+    """The endpoints of one gateway, on what app.py gives the web side."""
 
-    def __init__(self, gateway: Gateway, closing: asyncio.Event) -> None:
-        self.settings = gateway.settings
-        self.engine = gateway.engine
-        self.clock = gateway.clock
-        self.changes: Changes = gateway.changes
-        self.metrics = gateway.metrics
-        self.closing = closing
+    def __init__(self, context: WebContext) -> None:
+        self.settings = context.settings
+        self.engine = context.engine
+        self.clock = context.clock
+        self.changes = context.changes
+        self.metrics = context.metrics
+        self.closing = context.closing
+        self._document: bytes | None = None
         self.provider = ProviderApi(
             ProviderDeps(
-                engine=gateway.engine,
-                clock=gateway.clock,
-                rules=gateway.rules,
-                hlr=dict(gateway.settings.hlr),
+                engine=context.engine,
+                clock=context.clock,
+                rules=context.rules,
+                hlr=dict(context.settings.hlr),
             )
         )
 
-    def routes(self) -> list[BaseRoute]:
+    def operations(self) -> list[Operation]:
+        """The route table: each endpoint with what the OpenAPI document tells of it."""
+        op, error, page_of = Operation, models.Error, "the page and the count of all matches"
+        no_account = (error, "no such account")
         return [
-            Route("/healthz", self.healthz, methods=["GET"]),
-            Route("/metrics", self.metrics_text, methods=["GET"]),
-            Route("/openapi.json", self.openapi_document, methods=["GET"]),
-            Route("/api/v1/info", self.info, methods=["GET"]),
-            Route("/api/v1/sms", self.list_sms, methods=["GET"]),
-            Route("/api/v1/emails", self.list_emails, methods=["GET"]),
-            Route("/api/v1/emails/{id:int}/raw", self.email_raw, methods=["GET"], name="email_raw"),
-            Route("/api/v1/replies", self.list_replies, methods=["GET"]),
-            Route("/api/v1/accounts", self.list_accounts, methods=["GET"]),
-            Route("/api/v1/accounts", self.create_account, methods=["POST"]),
-            Route("/api/v1/accounts/{keyid}", self.get_account, methods=["GET"]),
-            Route("/api/v1/accounts/{keyid}", self.patch_account, methods=["PATCH"]),
-            Route("/api/v1/clock", self.get_clock, methods=["GET"]),
-            Route("/api/v1/clock", self.set_clock, methods=["PUT"]),
-            Route("/api/v1/clock", self.release_clock, methods=["DELETE"]),
-            Route("/api/v1/faults", self.list_faults, methods=["GET"]),
-            Route("/api/v1/faults", self.add_fault, methods=["POST"]),
-            Route("/api/v1/faults", self.clear_faults, methods=["DELETE"]),
-            Route("/api/v1/messages", self.reset, methods=["DELETE"]),
-            Route("/api/v1/events", self.events, methods=["GET"]),
-            *page.routes(),
-            *self.provider.routes(),
+            op("GET", "/", page.index, "The live web page", {200: ("text/html", "HTML")}),
+            op(
+                "GET",
+                "/healthz",
+                self.healthz,
+                "Liveness, with a database round trip",
+                {
+                    200: (models.Health, "the database answers"),
+                    503: (models.Health, "the database does not answer"),
+                },
+            ),
+            op(
+                "GET",
+                "/metrics",
+                self.metrics_text,
+                "Prometheus metrics",
+                {200: ("text/plain", "text exposition format 0.0.4")},
+            ),
+            op(
+                "GET",
+                "/openapi.json",
+                self.openapi_document,
+                "This document",
+                {200: (models.Document, "OpenAPI 3.1")},
+            ),
+            op(
+                "GET",
+                "/api/v1/info",
+                self.info,
+                "Gateway addresses, STOP text, clock",
+                {200: (models.Info, "about this gateway")},
+            ),
+            op(
+                "GET",
+                "/api/v1/sms",
+                self.list_sms,
+                "Sent SMS",
+                {200: (models.SmsPage, page_of)},
+                query=models.SmsQuery,
+                description=LISTED,
+            ),
+            op(
+                "GET",
+                "/api/v1/emails",
+                self.list_emails,
+                "Inbound emails",
+                {200: (models.EmailPage, page_of)},
+                query=models.EmailQuery,
+                description=LISTED,
+            ),
+            op(
+                "GET",
+                "/api/v1/emails/{id:int}/raw",
+                self.email_raw,
+                "An inbound email as received",
+                {200: ("message/rfc822", "the message"), 404: (error, "no such email")},
+            ),
+            op(
+                "GET",
+                "/api/v1/replies",
+                self.list_replies,
+                "Ack and Not replies",
+                {200: (models.ReplyPage, page_of)},
+                query=models.ReplyQuery,
+                description=LISTED,
+            ),
+            op(
+                "GET",
+                "/api/v1/accounts",
+                self.list_accounts,
+                "All accounts",
+                {200: (models.AccountPage, "newest first")},
+            ),
+            op(
+                "POST",
+                "/api/v1/accounts",
+                self.create_account,
+                "Create an account (login, password, keyid generated when absent)",
+                {201: (models.Account, "created"), 409: (error, "keyid or login already used")},
+                body=models.AccountFields,
+            ),
+            op(
+                "GET",
+                "/api/v1/accounts/{keyid}",
+                self.get_account,
+                "One account",
+                {200: (models.Account, "the account"), 404: no_account},
+            ),
+            op(
+                "PATCH",
+                "/api/v1/accounts/{keyid}",
+                self.patch_account,
+                "Change fields (credit, flags, blacklist, domains, senders, …)",
+                {
+                    200: (models.Account, "updated"),
+                    404: no_account,
+                    409: (error, "login already used"),
+                },
+                body=models.AccountFields,
+            ),
+            op(
+                "GET",
+                "/api/v1/clock",
+                self.get_clock,
+                "The gateway's clock",
+                {200: (models.Clock, "now, and whether frozen")},
+            ),
+            op(
+                "PUT",
+                "/api/v1/clock",
+                self.set_clock,
+                "Freeze the clock at an instant",
+                {
+                    200: (models.Clock, "frozen"),
+                    400: (error, "`now` is not an ISO 8601 instant with offset"),
+                },
+                body=models.ClockBody,
+            ),
+            op(
+                "DELETE",
+                "/api/v1/clock",
+                self.release_clock,
+                "Back to real time",
+                {200: (models.Clock, "running")},
+            ),
+            op(
+                "GET",
+                "/api/v1/faults",
+                self.list_faults,
+                "Active injected faults",
+                {200: (models.FaultPage, "newest first")},
+            ),
+            op(
+                "POST",
+                "/api/v1/faults",
+                self.add_fault,
+                "The next `count` recipients (of that number / account) get `code`",
+                {201: (models.Fault, "injected")},
+                body=models.FaultBody,
+            ),
+            op(
+                "DELETE",
+                "/api/v1/faults",
+                self.clear_faults,
+                "Remove every fault",
+                {200: (models.Deleted, "removed")},
+            ),
+            op(
+                "DELETE",
+                "/api/v1/messages",
+                self.reset,
+                "Forget all SMS, emails, emailIds and replies",
+                {200: (models.Reset, "rows deleted per table")},
+            ),
+            op(
+                "GET",
+                "/api/v1/events",
+                self.events,
+                "Server-sent events: `change` with the topics' versions",
+                {200: ("text/event-stream", "an event stream")},
+                description=(
+                    "`event: change` whose data is a JSON object of versions per topic (sms, "
+                    "emails, replies, accounts), sent at once and on every change; a comment "
+                    f"every {HEARTBEAT:g} s keeps the connection open."
+                ),
+            ),
         ]
+
+    def routes(self) -> list[BaseRoute]:
+        served: list[BaseRoute] = [
+            Route(op.path, op.endpoint, methods=[op.method]) for op in self.operations()
+        ]
+        return [*served, *self.provider.routes(), page.static_files()]
 
     # Lists, with long-polling ---------------------------------------------------------------
 
     async def _list(
-        self, request: Request, topic: str, query: ListQuery, fetch: ListFunction
+        self, request: Request, topic: str, query: models.Paging, fetch: ListFunction
     ) -> reads.Page:
         """One query; with `wait_for`, again on each change and every RECHECK seconds until
         `total >= wait_for` or the timeout (the answer is the last result, 200 either way)."""
+        filters = query.model_dump(exclude=PAGING, exclude_none=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query.timeout
         while True:
             seen = self.changes.versions.get(topic, 0)
             async with self.engine.connect() as conn:
-                result = await fetch(conn, **query.filters, limit=query.limit, offset=query.offset)
+                result = await fetch(conn, **filters, limit=query.limit, offset=query.offset)
             if query.wait_for is None or result.total >= query.wait_for:
                 return result
             recheck = min(deadline, loop.time() + RECHECK)
@@ -249,30 +362,25 @@ class Api:
                 return result
 
     async def list_sms(self, request: Request) -> Response:
-        query = ListQuery(request, ("to", "account", "tracker", "email_id"))
-        if "to" in query.filters:
-            query.filters["to"] = normalise(query.filters["to"])
+        query = _query(request, models.SmsQuery)
         found = await self._list(request, "sms", query, reads.list_sms)
-        return JSONResponse({"items": found.items, "total": found.total})
+        return _answer(models.SmsPage, found._asdict())
 
     async def list_emails(self, request: Request) -> Response:
-        query = ListQuery(request, ("status", "email_id", "account"))
-        status = query.filters.get("status")
-        if status is not None and status not in reads.EMAIL_STATUSES:
-            raise Refusal(400, f"status: one of {', '.join(reads.EMAIL_STATUSES)}", "status")
+        query = _query(request, models.EmailQuery)
         found = await self._list(request, "emails", query, reads.list_emails)
         items = [
             {**item, "raw_url": str(request.url_for("email_raw", id=item["id"]))}
             for item in found.items
         ]
-        return JSONResponse({"items": items, "total": found.total})
+        return _answer(models.EmailPage, {"items": items, "total": found.total})
 
     async def email_raw(self, request: Request) -> Response:
         email_row: int = request.path_params["id"]
         async with self.engine.connect() as conn:
             raw = await reads.email_raw(conn, email_row)
         if raw is None:
-            raise Refusal(404, f"no email with id {email_row}", "id")
+            raise NotFoundError("id", f"no email with id {email_row}")
         return Response(
             raw,
             media_type="message/rfc822",
@@ -280,66 +388,38 @@ class Api:
         )
 
     async def list_replies(self, request: Request) -> Response:
-        query = ListQuery(request, ("kind", "email_id", "to"))
-        kind = query.filters.get("kind")
-        if kind is not None and kind not in reads.REPLY_KINDS:
-            raise Refusal(400, f"kind: one of {', '.join(reads.REPLY_KINDS)}", "kind")
+        query = _query(request, models.ReplyQuery)
         found = await self._list(request, "replies", query, reads.list_replies)
-        return JSONResponse({"items": found.items, "total": found.total})
+        return _answer(models.ReplyPage, found._asdict())
 
     # Accounts --------------------------------------------------------------------------------
 
     async def list_accounts(self, request: Request) -> Response:
         async with self.engine.connect() as conn:
             items = await accounts.list_all(conn)
-        return JSONResponse({"items": items, "total": len(items)})
+        return _answer(models.AccountPage, {"items": items, "total": len(items)})
 
     async def get_account(self, request: Request) -> Response:
         keyid: str = request.path_params["keyid"]
         async with self.engine.connect() as conn:
             account = await accounts.get(conn, keyid)
         if account is None:
-            raise Refusal(404, f"no account with keyid {keyid!r}", "keyid")
-        return JSONResponse(account)
+            raise NotFoundError("keyid", f"no account with keyid {keyid!r}")
+        return _answer(models.Account, account)
 
     async def create_account(self, request: Request) -> Response:
-        body = await _json_object(request)
-        _check_fields(body, accounts.FIELDS)
-        try:
-            async with write_transaction(self.engine) as conn:
-                account = await accounts.create(conn, body, self.clock.now())
-        except ValidationError as exc:
-            raise _validation_refusal(exc) from None
-        except IntegrityError:
-            raise await self._conflict(body) from None
+        body = await _body(request, models.AccountFields)
+        fields = body.model_dump(exclude_unset=True)
+        account = await admin.create_account(self.engine, fields, self.clock.now())
         self.changes.publish(["accounts"])
-        return JSONResponse(account, 201)
+        return _answer(models.Account, account, 201)
 
     async def patch_account(self, request: Request) -> Response:
         keyid: str = request.path_params["keyid"]
-        body = await _json_object(request)
-        _check_fields(body, accounts.FIELDS)
-        if body.get("keyid", keyid) != keyid:
-            raise Refusal(400, "keyid: cannot be changed", "keyid")
-        try:
-            async with write_transaction(self.engine) as conn:
-                account = await accounts.patch(conn, keyid, body)
-        except ValidationError as exc:
-            raise _validation_refusal(exc) from None
-        except IntegrityError:
-            raise await self._conflict({"login": body.get("login")}) from None
-        if account is None:
-            raise Refusal(404, f"no account with keyid {keyid!r}", "keyid")
+        body = await _body(request, models.AccountFields)
+        account = await admin.patch_account(self.engine, keyid, body.model_dump(exclude_unset=True))
         self.changes.publish(["accounts"])
-        return JSONResponse(account)
-
-    async def _conflict(self, body: Mapping[str, Any]) -> Refusal:
-        keyid = body.get("keyid")
-        if isinstance(keyid, str):
-            async with self.engine.connect() as conn:
-                if await reads.account_exists(conn, keyid):
-                    return Refusal(409, f"keyid: an account {keyid!r} already exists", "keyid")
-        return Refusal(409, f"login: {body.get('login')!r} is taken by another account", "login")
+        return _answer(models.Account, account)
 
     # Clock -----------------------------------------------------------------------------------
 
@@ -347,76 +427,47 @@ class Api:
         return {"now": self.clock.now().isoformat(), "frozen": self.clock.frozen_at is not None}
 
     async def get_clock(self, request: Request) -> Response:
-        return JSONResponse(self._clock_state())
+        return _answer(models.Clock, self._clock_state())
 
     async def set_clock(self, request: Request) -> Response:
-        body = await _json_object(request)
-        _check_fields(body, ("now",))
-        value = body.get("now")
-        if not isinstance(value, str):
-            raise Refusal(400, "now: an ISO 8601 instant, e.g. 2026-11-29T21:00:00+01:00", "now")
-        try:
-            self.clock.freeze(parse_instant(value))
-        except ValueError as exc:
-            raise Refusal(400, f"now: {exc}", "now") from None
-        return JSONResponse(self._clock_state())
+        body = await _body(request, models.ClockBody)
+        self.clock.freeze(body.now)
+        return _answer(models.Clock, self._clock_state())
 
     async def release_clock(self, request: Request) -> Response:
         self.clock.unfreeze()
-        return JSONResponse(self._clock_state())
+        return _answer(models.Clock, self._clock_state())
 
     # Faults and reset ------------------------------------------------------------------------
 
     async def list_faults(self, request: Request) -> Response:
         async with self.engine.connect() as conn:
             items = await reads.list_faults(conn)
-        return JSONResponse({"items": items, "total": len(items)})
+        return _answer(models.FaultPage, {"items": items, "total": len(items)})
 
     async def add_fault(self, request: Request) -> Response:
-        body = await _json_object(request)
-        _check_fields(body, ("code", "count", "number", "keyid"))
-        code, count = body.get("code"), body.get("count", 1)
-        if type(code) is not int or code == 0 or code not in MESSAGES:
-            failures = ", ".join(str(c) for c in sorted(MESSAGES) if c)
-            raise Refusal(400, f"code: one of the annex's failure codes ({failures})", "code")
-        if type(count) is not int or not 1 <= count <= MAX_INT:
-            raise Refusal(400, "count: an integer ≥ 1", "count")
-        number, keyid = body.get("number"), body.get("keyid")
-        if number is not None:
-            if not isinstance(number, str) or not normalise(number):
-                raise Refusal(400, "number: a phone number or null", "number")
-            number = normalise(number)
-        if keyid is not None and not isinstance(keyid, str):
-            raise Refusal(400, "keyid: an account keyid or null", "keyid")
-        async with write_transaction(self.engine) as conn:
-            if keyid is not None and not await reads.account_exists(conn, keyid):
-                raise Refusal(400, f"keyid: no account {keyid!r}", "keyid")
-            fault = await reads.add_fault(
-                conn, code=code, count=count, number=number, keyid=keyid, now=self.clock.now()
-            )
-        return JSONResponse(fault, 201)
+        body = await _body(request, models.FaultBody)
+        fault = await admin.add_fault(self.engine, **body.model_dump(), now=self.clock.now())
+        return _answer(models.Fault, fault, 201)
 
     async def clear_faults(self, request: Request) -> Response:
-        async with write_transaction(self.engine) as conn:
-            deleted = await reads.clear_faults(conn)
-        return JSONResponse({"deleted": deleted})
+        return _answer(models.Deleted, {"deleted": await admin.clear_faults(self.engine)})
 
     async def reset(self, request: Request) -> Response:
-        async with write_transaction(self.engine) as conn:
-            deleted = await reads.reset_messages(conn)
+        deleted = await admin.reset_messages(self.engine)
         self.changes.publish(Changes.TOPICS)
-        return JSONResponse({"deleted": deleted})
+        return _answer(models.Reset, {"deleted": deleted})
 
     # Operations ------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
         try:
             async with asyncio.timeout(5), self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                await reads.ping(conn)
         except Exception:
             log.warning("health check: the database does not answer", exc_info=True)
-            return JSONResponse({"status": "error", "error": "database unavailable"}, 503)
-        return JSONResponse({"status": "ok"})
+            return _answer(models.Health, {"status": "error", "error": "database unavailable"}, 503)
+        return _answer(models.Health, {"status": "ok"})
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(
@@ -424,17 +475,18 @@ class Api:
         )
 
     async def openapi_document(self, request: Request) -> Response:
-        return JSONResponse(openapi.document())
+        if self._document is None:
+            self._document = json.dumps(openapi.document(self.operations(), ABOUT)).encode()
+        return Response(self._document, media_type="application/json")
 
     async def info(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "version": __version__,
-                "gateway_addresses": list(self.settings.smtp.gateway_addresses),
-                "stop_text": self.settings.stop.text,
-                "clock": self._clock_state(),
-            }
-        )
+        about = {
+            "version": __version__,
+            "gateway_addresses": list(self.settings.smtp.gateway_addresses),
+            "stop_text": self.settings.stop.text,
+            "clock": self._clock_state(),
+        }
+        return _answer(models.Info, about)
 
     # Live updates ----------------------------------------------------------------------------
 
@@ -485,15 +537,19 @@ class Api:
             return {}
 
 
-def create_app(gateway: Gateway, closing: asyncio.Event | None = None) -> Starlette:
-    """The ASGI app of one gateway. Setting `closing` ends long-polls and event streams
+def create_app(context: WebContext) -> Starlette:
+    """The ASGI app of one gateway. Setting `context.closing` ends long-polls and event streams
     (the HTTP server sets it on shutdown so that they do not hold it up)."""
-    api = Api(gateway, closing or asyncio.Event())
+    api = Api(context)
     middleware = []
-    if not gateway.settings.http_is_loopback:
-        middleware.append(Middleware(AdminToken, token=gateway.settings.http.admin_token))
+    if not context.settings.http_is_loopback:
+        middleware.append(Middleware(AdminToken, token=context.settings.http.admin_token))
     return Starlette(
         routes=api.routes(),
         middleware=middleware,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            FieldError: _field_error,
+            Exception: _server_error,
+        },
     )

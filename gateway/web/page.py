@@ -6,7 +6,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -27,8 +27,5 @@ async def index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers=SECURITY_HEADERS)
 
 
-def routes() -> list[BaseRoute]:
-    return [
-        Route("/", index, methods=["GET"]),
-        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
-    ]
+def static_files() -> Mount:
+    return Mount("/static", app=StaticFiles(directory=STATIC), name="static")

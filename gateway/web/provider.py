@@ -28,8 +28,8 @@ from gateway.clock import Clock
 from gateway.core import codes, hlr, httpapi, numbers, rules
 from gateway.core.httpapi import FieldValue, GeneralError, Refused
 from gateway.core.model import Account, RuleSettings
-from gateway.store import accounts, provider
-from gateway.store.engine import AsyncEngine, write_transaction
+from gateway.store import Engine, accounts, provider
+from gateway.store.engine import write_transaction
 
 MAX_BODY = 1024 * 1024  # 500 numbers with their texts fit many times over
 PARIS = ZoneInfo("Europe/Paris")
@@ -52,7 +52,7 @@ class Call:
 class ProviderDeps:
     """What the channel needs from the gateway."""
 
-    engine: AsyncEngine
+    engine: Engine
     clock: Clock
     rules: RuleSettings
     hlr: Mapping[str, str]

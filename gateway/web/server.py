@@ -7,15 +7,12 @@ import contextlib
 import errno
 import socket
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import uvicorn
 
 from gateway.errors import ConfigError
 from gateway.web.api import create_app
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.web.context import WebContext
 
 # Open event streams and long-polls end on shutdown; this bounds anything else still running.
 GRACEFUL_SHUTDOWN = 5
@@ -63,14 +60,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_http(gateway: Gateway) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+async def start_http(context: WebContext) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Serve the API and the page; returns the server, its task and the bound port once it
     accepts connections. Stop it with `stop_http` (cancelling the task also ends it cleanly)."""
-    settings = gateway.settings.http
+    settings = context.settings.http
     sock = bind(settings.host, settings.port)
-    closing = asyncio.Event()
     config = uvicorn.Config(
-        create_app(gateway, closing),
+        create_app(context),
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -79,7 +75,7 @@ async def start_http(gateway: Gateway) -> tuple[uvicorn.Server, asyncio.Task[Non
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
-    server = HttpServer(config, closing)
+    server = HttpServer(config, context.closing)
     task = asyncio.create_task(_serve(server, sock), name="mail2sms-http")
     while not server.started and not task.done():
         await asyncio.sleep(0.005)

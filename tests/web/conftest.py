@@ -42,7 +42,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 @pytest.fixture
 async def base_url(gateway: Gateway) -> AsyncIterator[str]:
-    server, task, port = await start_http(gateway)
+    server, task, port = await start_http(gateway.web)
     yield f"http://127.0.0.1:{port}"
     await stop_http(server, task)
 

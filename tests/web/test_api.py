@@ -499,7 +499,7 @@ async def test_healthz_is_503_when_the_database_fails(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     url = f"postgresql+asyncpg://mail2sms:x@127.0.0.1:{port}/gateway"
     gw = Gateway(make_settings(tmp_path, database={"url": url}))
-    transport = httpx.ASGITransport(app=create_app(gw))
+    transport = httpx.ASGITransport(app=create_app(gw.web))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         response = await client.get("/healthz")
     await gw.engine.dispose()
@@ -523,7 +523,7 @@ async def test_openapi_documents_every_route_and_method(
     assert document["openapi"].startswith("3.1")
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     served: set[tuple[str, str]] = set()
-    for route in create_app(gateway).routes:
+    for route in create_app(gateway.web).routes:
         if isinstance(route, Mount):
             continue
         assert isinstance(route, Route)
@@ -579,7 +579,7 @@ async def test_page_and_its_files_are_served_with_a_strict_policy(
 async def exposed(tmp_path: Path) -> Any:
     gw = Gateway(make_settings(tmp_path, http={"host": "0.0.0.0", "admin_token": "s3cret"}))
     await gw.prepare_database()
-    transport = httpx.ASGITransport(app=create_app(gw))
+    transport = httpx.ASGITransport(app=create_app(gw.web))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         yield client
     await gw.engine.dispose()
@@ -611,7 +611,7 @@ async def test_admin_token_opens_writes_and_reads_stay_open(exposed: httpx.Async
 
 async def test_empty_admin_token_beyond_loopback_refuses_every_write(tmp_path: Path) -> None:
     gw = Gateway(make_settings(tmp_path, http={"host": "0.0.0.0"}))
-    transport = httpx.ASGITransport(app=create_app(gw))
+    transport = httpx.ASGITransport(app=create_app(gw.web))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         response = await client.delete("/api/v1/faults", headers={"Authorization": "Bearer "})
     await gw.engine.dispose()
@@ -657,7 +657,7 @@ async def test_events_stream_sees_another_replicas_writes(
 
 
 async def test_server_shutdown_ends_open_streams_and_long_polls(gateway: Gateway) -> None:
-    server, task, port = await start_http(gateway)
+    server, task, port = await start_http(gateway.web)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         polling = asyncio.create_task(
             client.get("/api/v1/sms", params={"wait_for": 1, "timeout": 30})
@@ -674,7 +674,7 @@ async def test_server_shutdown_ends_open_streams_and_long_polls(gateway: Gateway
 
 
 async def test_cancelling_the_server_task_shuts_it_down(gateway: Gateway) -> None:
-    _, task, port = await start_http(gateway)
+    _, task, port = await start_http(gateway.web)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
