@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Coroutine
 from types import MappingProxyType
@@ -89,7 +90,9 @@ class Gateway:
             self.engine, self.clock, self.settings, self.rules, self.changes, self.metrics
         )
         self._spawn(self.service.run(), "writer")
-        smtp_server, self.smtp_port = await start_smtp(self.service, self.settings.smtp)
+        smtp_server, self.smtp_port = await start_smtp(
+            self.service, self.settings.smtp, functools.partial(accounts.password_for, self.engine)
+        )
         self._closers.append(smtp_server)
         http_server, http_task, self.http_port = await start_http(self.web)
         self._http_server = http_server

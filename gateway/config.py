@@ -12,7 +12,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.errors import ConfigError
 
@@ -32,6 +40,38 @@ class SmtpSettings(_Section):
     max_message_size: int = Field(10 * 1024 * 1024, ge=1024)
     max_connections: int = Field(200, ge=1)
     timeout: float = Field(60.0, gt=0)
+    starttls: bool = False
+    tls_cert: str = ""
+    tls_key: str = Field("", validate_default=True)  # checked against tls_cert even when unset
+    auth: Literal["off", "any", "accounts"] = "off"
+    auth_required: bool = False
+
+    @field_validator("tls_cert")
+    @classmethod
+    def _certificate_needs_starttls(cls, value: str, info: ValidationInfo) -> str:
+        if value and not info.data.get("starttls", False):
+            raise ValueError(
+                "a certificate is only used with smtp.starttls = true; set it, or empty "
+                "smtp.tls_cert and smtp.tls_key"
+            )
+        return value
+
+    @field_validator("tls_key")
+    @classmethod
+    def _key_with_certificate(cls, value: str, info: ValidationInfo) -> str:
+        if "tls_cert" in info.data and bool(value) != bool(info.data["tls_cert"]):
+            raise ValueError(
+                "give smtp.tls_cert and smtp.tls_key together (PEM files), or leave both "
+                "empty for a self-signed certificate"
+            )
+        return value
+
+    @field_validator("auth_required")
+    @classmethod
+    def _required_needs_auth(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("auth", "off") == "off":
+            raise ValueError('smtp.auth_required = true needs smtp.auth = "any" or "accounts"')
+        return value
 
     @field_validator("gateway_addresses")
     @classmethod

@@ -1,17 +1,26 @@
-"""The SMTP listener: aiosmtpd on the application's loop; RCPT filter, DATA → service, 250/451."""
+"""The SMTP listener: aiosmtpd on the application's loop; STARTTLS and AUTH, RCPT filter,
+DATA → service, 250/451."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from gateway.config import SmtpSettings
 from gateway.errors import ConfigError, ProcessingError
 from gateway.service import Service
+from gateway.tls import server_context
+
+# (login, password) as the client sent them → accepted?
+LoginCheck = Callable[[bytes, bytes], Awaitable[bool]]
+# login → the password of the account with that login, None when there is none
+PasswordLookup = Callable[[str], Awaitable[str | None]]
 
 log = logging.getLogger("mail2sms.smtp")
 
@@ -19,6 +28,8 @@ OK = "250 2.0.0 OK: applied as email {row}"
 UNKNOWN_RECIPIENT = "550 5.1.1 <{address}>: not a gateway address, relaying is not allowed"
 TRY_AGAIN = "451 4.3.0 Temporary failure, please retry"
 TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections, try again later\r\n"
+AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
+MECHANISMS = ("LOGIN", "PLAIN")
 
 
 class Handler:
@@ -58,15 +69,75 @@ class Handler:
             return TRY_AGAIN
         return OK.format(row=outcome.email_row)
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
+    ) -> list[str]:
+        session.host_name = hostname  # this hook's duty, as aiosmtpd's own EHLO does
+        if getattr(server, "offers_auth", True):
+            return list(responses)
+        # With auth = "off", aiosmtpd would still list AUTH once STARTTLS is done.
+        return [line for line in responses if not line.startswith("250-AUTH")]
+
+
+class _Session(Session):
+    """aiosmtpd's session, less the deprecation warning it logs itself at every AUTH."""
+
+    login_data: Any = None
+
 
 class _CappedSMTP(SMTP):
-    """Refuses connections beyond the cap with 421 so idle clients cannot starve real ones."""
+    """Refuses connections beyond the cap with 421 so idle clients cannot starve real ones;
+    checks logins with an awaitable, so that a database lookup never blocks the loop."""
 
-    def __init__(self, counter: list[int], cap: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        counter: list[int],
+        cap: int,
+        check_login: LoginCheck | None,
+        auth_in_clear: bool,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            *args,
+            authenticator=_credentials,
+            auth_exclude_mechanism=() if check_login else MECHANISMS,
+            **kwargs,
+        )
+        self.offers_auth = check_login is not None
+        if auth_in_clear:
+            # Passed to aiosmtpd, this would warn at every connection that AUTH is required
+            # without TLS: here that is the documented choice for a plain local port.
+            self._auth_require_tls = False
+        self._check_login = check_login
         self._counter = counter
         self._cap = cap
         self._counted = False
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+    # aiosmtpd parses PLAIN and LOGIN (its authenticator is synchronous, so `_credentials`
+    # only hands the pair back); the check itself is awaited here.
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_PLAIN(server, args))
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_LOGIN(server, args))
+
+    async def _checked(self, parsed: AuthResult) -> AuthResult:
+        if not parsed.success or self._check_login is None:
+            return parsed
+        credentials = parsed.auth_data
+        assert isinstance(credentials, LoginPassword)
+        try:
+            accepted = await self._check_login(credentials.login, credentials.password)
+        except Exception:
+            log.exception("AUTH could not be checked")
+            return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE)
+        if not accepted:
+            return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
+        return AuthResult(success=True, auth_data=credentials)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._counter[0] >= self._cap:
@@ -85,8 +156,42 @@ class _CappedSMTP(SMTP):
             super().connection_lost(exc)
 
 
-async def start_smtp(service: Service, settings: SmtpSettings) -> tuple[asyncio.Server, int]:
-    """Bind the listener (port 0 picks a free one); a port in use is a ConfigError."""
+def _credentials(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: LoginPassword
+) -> AuthResult:
+    return AuthResult(success=True, auth_data=data)
+
+
+async def _accept_any(login: bytes, password: bytes) -> bool:
+    return True
+
+
+def _account_logins(passwords: PasswordLookup) -> LoginCheck:
+    async def check(login: bytes, password: bytes) -> bool:
+        try:
+            stored = await passwords(login.decode("utf-8"))
+        except UnicodeDecodeError:
+            return False
+        # Compared in constant time, and even for an unknown login.
+        expected = (stored or "").encode("utf-8")
+        return hmac.compare_digest(expected, password) and stored is not None
+
+    return check
+
+
+async def start_smtp(
+    service: Service, settings: SmtpSettings, passwords: PasswordLookup | None = None
+) -> tuple[asyncio.Server, int]:
+    """Bind the listener (port 0 picks a free one); a port in use or an unusable certificate
+    is a ConfigError. `passwords` serves smtp.auth = "accounts"."""
+    tls_context = server_context(settings)
+    check_login: LoginCheck | None = None
+    if settings.auth == "any":
+        check_login = _accept_any
+    elif settings.auth == "accounts":
+        assert passwords is not None, 'smtp.auth = "accounts" needs the account passwords'
+        check_login = _account_logins(passwords)
+    auth_in_clear = check_login is not None and not settings.starttls
     handler = Handler(service, settings.gateway_addresses)
     counter = [0]
     loop = asyncio.get_running_loop()
@@ -95,6 +200,8 @@ async def start_smtp(service: Service, settings: SmtpSettings) -> tuple[asyncio.
             lambda: _CappedSMTP(
                 counter,
                 settings.max_connections,
+                check_login,
+                auth_in_clear,
                 handler,
                 data_size_limit=settings.max_message_size,
                 enable_SMTPUTF8=True,
@@ -102,6 +209,8 @@ async def start_smtp(service: Service, settings: SmtpSettings) -> tuple[asyncio.
                 hostname="isendpro-api.com",
                 ident="mail2sms gateway emulator",
                 timeout=settings.timeout,
+                tls_context=tls_context,
+                auth_required=settings.auth_required,
                 loop=loop,
             ),
             host=settings.host,

@@ -44,6 +44,11 @@ def test_environment_takes_json_for_lists() -> None:
         ("[[accounts]]\nkeyid = 'a'\nallowed_ips = ['nope']\n", "accounts.0.allowed_ips"),
         ("[[accounts]]\nkeyid = 'a'\n[[accounts]]\nkeyid = 'a'\n", "appears twice"),
         ("[unknown]\nx = 1\n", "unknown"),
+        ("[smtp]\nstarttls = true\ntls_cert = 'c.pem'\n", "smtp.tls_cert and smtp.tls_key"),
+        ("[smtp]\nstarttls = true\ntls_key = 'k.pem'\n", "smtp.tls_cert and smtp.tls_key"),
+        ("[smtp]\ntls_cert = 'c.pem'\ntls_key = 'k.pem'\n", "smtp.starttls = true"),
+        ("[smtp]\nauth = 'yes'\n", "smtp.auth"),
+        ("[smtp]\nauth_required = true\n", 'smtp.auth_required = true needs smtp.auth = "any"'),
     ],
 )
 def test_bad_file_names_the_key(tmp_path: Path, toml: str, named: str) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import AccountSettings
 from gateway.core.model import Account
@@ -112,6 +112,16 @@ async def seed(conn: AsyncConnection, configured: Sequence[AccountSettings], now
             await conn.execute(
                 update(accounts).where(accounts.c.id == existing.id).values(**values)
             )
+
+
+_PASSWORD = select(accounts.c.password).where(accounts.c.login == bindparam("login"))
+
+
+async def password_for(engine: AsyncEngine, login: str) -> str | None:
+    """The password of the account with this login (SMTP AUTH compares it), None if none."""
+    async with engine.connect() as conn:
+        password: str | None = (await conn.execute(_PASSWORD, {"login": login})).scalar()
+        return password
 
 
 _SNAPSHOT = select(
