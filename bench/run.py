@@ -461,7 +461,12 @@ WAITS = ("EpollSelector.select (selectors.py", "_connection_worker_thread (aiosq
 
 
 # Frames every busy sample of the event loop passes through: no news in an inclusive list.
-ENTRY_POINTS = ("(gateway/cli.py)", "(gateway/__main__.py)", "Service.run (gateway/service.py)")
+ENTRY_POINTS = (
+    "(gateway/cli/__init__.py)",
+    "(gateway/cli/serve.py)",
+    "(gateway/__main__.py)",
+    "Service.run (gateway/service.py)",
+)
 
 
 def summarise_profile(path: Path) -> dict[str, Any]:
