@@ -10,9 +10,16 @@ from typing import Any, Protocol
 
 from gateway import __version__
 from gateway.cli import accounts, db, send, serve
-from gateway.cli.common import EXIT_FAILURE, EXIT_USAGE, Formatter
+from gateway.cli.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    Formatter,
+    add_common_options,
+    ignore_aiosqlite_late_answers,
+    unusable_database,
+)
 from gateway.config import Settings, load_settings
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, NotMigratedError, StorageError
 
 
 class Command(Protocol):
@@ -44,13 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=Formatter,
     )
     parser.add_argument("--version", action="version", version=f"mail2sms {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="a TOML settings file (see config.example.toml); MAIL2SMS_<SECTION>__<KEY> "
-        "environment variables override it",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every email")
+    add_common_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS.values():
         module.add_parser(commands)
@@ -67,12 +68,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # aiosmtpd logs every SMTP command at INFO: a few hundred bytes and ~5 % CPU per email.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
+    ignore_aiosqlite_late_answers()
     try:
         settings = load_settings(args.config)
+    except ConfigError as exc:
+        return _failed(str(exc), EXIT_USAGE)
+    try:
         return COMMANDS[args.command].run(settings, args)
     except ConfigError as exc:
-        print(f"mail2sms: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(str(exc), EXIT_USAGE)
+    except NotMigratedError as exc:
+        return _failed(str(exc), EXIT_FAILURE)
+    except StorageError as exc:
+        return _failed(unusable_database(settings.database.url, exc), EXIT_FAILURE)
     except GatewayError as exc:
-        print(f"mail2sms: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _failed(str(exc), EXIT_FAILURE)
+
+
+def _failed(message: str, status: int) -> int:
+    """A user error: one line on stderr, never a traceback (SPEC §13)."""
+    print(f"mail2sms: {message}", file=sys.stderr)
+    return status

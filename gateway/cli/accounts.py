@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import command, print_json
+from gateway.cli.common import command, opening_database, print_json
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError
 
@@ -172,7 +172,8 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
 
     # serve's own preparation (SQLite migrated, any other database checked at head), without
     # seeding the settings' accounts: `serve` owns those, the CLI must not undo its changes.
-    gateway = Gateway(settings.model_copy(update={"accounts": ()}))
+    with opening_database():
+        gateway = Gateway(settings.model_copy(update={"accounts": ()}))
     try:
         await gateway.prepare_database()
         if args.accounts_command == "list":

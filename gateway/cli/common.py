@@ -1,15 +1,36 @@
-"""What the commands share: exit statuses, how a subcommand is declared, JSON output."""
+"""What the commands share: exit statuses, the options of every command, the database's user
+errors in one line, JSON output."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from gateway.errors import GatewayError, StorageError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 Formatter = argparse.RawDescriptionHelpFormatter
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--config and -v, accepted before the command (`top`) and after it. After it they
+    default to nothing, so that a subcommand does not reset what was given before it."""
+    unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a TOML settings file (see config.example.toml); MAIL2SMS_<SECTION>__<KEY> "
+        "environment variables override it",
+        **unset,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every email", **unset)
 
 
 def command(
@@ -18,8 +39,59 @@ def command(
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=summary, description=summary, epilog=epilog, formatter_class=Formatter
     )
+    add_common_options(parser, top=False)
     return parser
 
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def opening_database() -> Iterator[None]:
+    """Building the engine (the SQLite file's folder is created, the URL parsed): whatever
+    fails there is the database's, a StorageError that `main` says in one line."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except Exception as exc:
+        raise StorageError(str(exc)) from exc
+
+
+def unusable_database(url: str, error: StorageError) -> str:
+    """One line: the URL (password hidden), the cause without the driver's traceback or
+    SQLAlchemy's hints, and where the setting is changed."""
+    cause = error.__cause__ or error
+    if isinstance(cause, OSError) and cause.filename is not None:
+        why = f"cannot create the folder {cause.filename}: {cause.strerror}"
+    else:
+        text = str(getattr(cause, "orig", None) or cause).strip()
+        why = text.splitlines()[0] if text else type(cause).__name__
+    shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return (
+        f"cannot use database.url {shown} ({why}); set database.url to a usable database "
+        "(in the --config file or MAIL2SMS_DATABASE__URL)"
+    )
+
+
+def ignore_aiosqlite_late_answers() -> None:
+    """When aiosqlite fails to open a file, it answers its own clean-up after `asyncio.run` has
+    closed the loop, and its worker thread dies printing a traceback for "Event loop is closed"
+    (omnilib/aiosqlite#241, fix pending in #389). Nothing is lost then: that one is not printed,
+    so that the user error stays one line."""
+    default = threading.excepthook
+    if default is not threading.__excepthook__:
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        late = (
+            args.exc_type is RuntimeError
+            and str(args.exc_value) == "Event loop is closed"
+            and args.thread is not None
+            and args.thread.name.endswith("(_connection_worker_thread)")
+        )
+        if not late:
+            default(args)
+
+    threading.excepthook = hook

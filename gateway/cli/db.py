@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from gateway.cli.common import command
+from gateway.cli.common import command, opening_database
 from gateway.config import Settings
 from gateway.errors import StorageError
 
@@ -31,7 +31,8 @@ async def _db(settings: Settings, action: str) -> int:
     from gateway.store import migrate
     from gateway.store.engine import make_engine
 
-    engine = make_engine(settings.database.url)
+    with opening_database():
+        engine = make_engine(settings.database.url)
     try:
         if action == "upgrade":
             await migrate.upgrade(engine)
@@ -39,7 +40,7 @@ async def _db(settings: Settings, action: str) -> int:
         else:
             print(await migrate.current_revision(engine) or "(empty database)")
     except Exception as exc:
-        raise StorageError(f"database.url: {exc}") from exc
+        raise StorageError(str(exc)) from exc
     finally:
         await engine.dispose()
     return 0

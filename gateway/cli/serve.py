@@ -8,7 +8,7 @@ import contextlib
 import signal
 from typing import Any
 
-from gateway.cli.common import command
+from gateway.cli.common import command, opening_database
 from gateway.config import Settings
 
 
@@ -28,7 +28,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 async def _serve(settings: Settings) -> int:
     from gateway.app import Gateway
 
-    gateway = Gateway(settings)
+    with opening_database():
+        gateway = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
