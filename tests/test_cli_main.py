@@ -248,3 +248,39 @@ def test_a_bad_setting_in_the_file_is_one_line_naming_it(tmp_path: Path) -> None
     config = str(_config(tmp_path, "[limits]", "max_recipients = 'many'"))
     line = _user_error(_run(tmp_path, "--config", config, "serve"), 2)
     assert f"invalid configuration ({config}): limits.max_recipients:" in line
+
+
+# serve --smtp-port, --http-port, --db ------------------------------------------------------
+
+
+def _port(ready: str, service: str) -> int:
+    pattern = r"SMTP on [\d.]+:(\d+)" if service == "smtp" else r"API on http://[\d.]+:(\d+)/"
+    found = re.search(pattern, ready)
+    assert found is not None, ready
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("service", ["smtp", "http"])
+def test_serve_port_options_win_over_the_settings(
+    tmp_path: Path, taken_port: int, service: str
+) -> None:
+    variable = {f"MAIL2SMS_{service.upper()}__PORT": str(taken_port)}
+    config = str(_config(tmp_path))
+    with _serving(
+        tmp_path, "serve", "--config", config, f"--{service}-port", "0", **variable
+    ) as ready:
+        assert _port(ready, service) not in (0, taken_port)
+
+
+@pytest.mark.parametrize("given", ["path", "url"])
+def test_serve_db_option_wins_over_the_settings(tmp_path: Path, given: str) -> None:
+    path = tmp_path / "other.db"
+    db = str(path) if given == "path" else f"sqlite+aiosqlite:///{path}"
+    with _serving(tmp_path, "serve", "--config", str(_config(tmp_path)), "--db", db):
+        assert path.is_file()
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_serve_db_option_with_an_unknown_driver_is_one_line_naming_it(tmp_path: Path) -> None:
+    line = _user_error(_run(tmp_path, "serve", "--db", "mysql://db/x"), 2)
+    assert line.startswith("mail2sms: --db: use sqlite+aiosqlite:///path/to/file.db or")

@@ -71,7 +71,7 @@ def unusable_database(url: str, error: StorageError) -> str:
     shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
     return (
         f"cannot use database.url {shown} ({why}); set database.url to a usable database "
-        "(in the --config file or MAIL2SMS_DATABASE__URL)"
+        "(in the --config file, MAIL2SMS_DATABASE__URL or serve --db)"
     )
 
 
