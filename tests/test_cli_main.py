@@ -284,3 +284,10 @@ def test_serve_db_option_wins_over_the_settings(tmp_path: Path, given: str) -> N
 def test_serve_db_option_with_an_unknown_driver_is_one_line_naming_it(tmp_path: Path) -> None:
     line = _user_error(_run(tmp_path, "serve", "--db", "mysql://db/x"), 2)
     assert line.startswith("mail2sms: --db: use sqlite+aiosqlite:///path/to/file.db or")
+
+
+def test_serve_db_option_unusable_is_one_line_naming_its_url(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    done = _run(tmp_path, "serve", "--config", str(_config(tmp_path)), "--db", "file/g.db")
+    line = _user_error(done, 1)
+    assert "cannot use database.url sqlite+aiosqlite:///file/g.db" in line

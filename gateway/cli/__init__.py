@@ -16,10 +16,9 @@ from gateway.cli.common import (
     Formatter,
     add_common_options,
     ignore_aiosqlite_late_answers,
-    unusable_database,
 )
 from gateway.config import Settings, load_settings
-from gateway.errors import ConfigError, GatewayError, NotMigratedError, StorageError
+from gateway.errors import ConfigError, GatewayError
 
 
 class Command(Protocol):
@@ -77,10 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command].run(settings, args)
     except ConfigError as exc:
         return _failed(str(exc), EXIT_USAGE)
-    except NotMigratedError as exc:
-        return _failed(str(exc), EXIT_FAILURE)
-    except StorageError as exc:
-        return _failed(unusable_database(settings.database.url, exc), EXIT_FAILURE)
     except GatewayError as exc:
         return _failed(str(exc), EXIT_FAILURE)
 

@@ -172,10 +172,11 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
 
     # serve's own preparation (SQLite migrated, any other database checked at head), without
     # seeding the settings' accounts: `serve` owns those, the CLI must not undo its changes.
-    with opening_database():
+    with opening_database(settings.database.url):
         gateway = Gateway(settings.model_copy(update={"accounts": ()}))
     try:
-        await gateway.prepare_database()
+        with opening_database(settings.database.url):
+            await gateway.prepare_database()
         if args.accounts_command == "list":
             return await _list_accounts(gateway, args)
         if args.accounts_command == "create":

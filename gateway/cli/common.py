@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gateway.errors import GatewayError, StorageError
+from gateway.errors import ConfigError, NotMigratedError, StorageError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -48,28 +48,28 @@ def print_json(value: Any) -> None:
 
 
 @contextmanager
-def opening_database() -> Iterator[None]:
-    """Building the engine (the SQLite file's folder is created, the URL parsed): whatever
-    fails there is the database's, a StorageError that `main` says in one line."""
+def opening_database(url: str) -> Iterator[None]:
+    """Building the engine and preparing the database: whatever fails in here (the SQLite
+    file's folder, the URL, the file, the server) is the database's, said in one line."""
     try:
         yield
-    except GatewayError:
-        raise
+    except (ConfigError, NotMigratedError):
+        raise  # they say what to do already
     except Exception as exc:
-        raise StorageError(str(exc)) from exc
+        raise unusable_database(url, exc) from exc
 
 
-def unusable_database(url: str, error: StorageError) -> str:
+def unusable_database(url: str, error: Exception) -> StorageError:
     """One line: the URL (password hidden), the cause without the driver's traceback or
     SQLAlchemy's hints, and where the setting is changed."""
-    cause = error.__cause__ or error
+    cause = error.__cause__ if isinstance(error, StorageError) and error.__cause__ else error
     if isinstance(cause, OSError) and cause.filename is not None:
         why = f"cannot create the folder {cause.filename}: {cause.strerror}"
     else:
         text = str(getattr(cause, "orig", None) or cause).strip()
         why = text.splitlines()[0] if text else type(cause).__name__
     shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
-    return (
+    return StorageError(
         f"cannot use database.url {shown} ({why}); set database.url to a usable database "
         "(in the --config file, MAIL2SMS_DATABASE__URL or serve --db)"
     )

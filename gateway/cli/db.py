@@ -8,7 +8,6 @@ from typing import Any
 
 from gateway.cli.common import command, opening_database
 from gateway.config import Settings
-from gateway.errors import StorageError
 
 
 def add_parser(commands: Any) -> None:
@@ -31,16 +30,16 @@ async def _db(settings: Settings, action: str) -> int:
     from gateway.store import migrate
     from gateway.store.engine import make_engine
 
-    with opening_database():
-        engine = make_engine(settings.database.url)
+    url = settings.database.url
+    with opening_database(url):
+        engine = make_engine(url)
     try:
-        if action == "upgrade":
-            await migrate.upgrade(engine)
-            print(f"mail2sms: database at revision {migrate.head_revision()}")
-        else:
-            print(await migrate.current_revision(engine) or "(empty database)")
-    except Exception as exc:
-        raise StorageError(str(exc)) from exc
+        with opening_database(url):
+            if action == "upgrade":
+                await migrate.upgrade(engine)
+                print(f"mail2sms: database at revision {migrate.head_revision()}")
+            else:
+                print(await migrate.current_revision(engine) or "(empty database)")
     finally:
         await engine.dispose()
     return 0

@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from gateway.cli.common import command, opening_database
+from gateway.cli.common import command, opening_database, unusable_database
 from gateway.config import DatabaseSettings, Settings
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, NotMigratedError, StorageError
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
 SERVE_EPILOG = """\
 examples:
@@ -70,7 +73,8 @@ def _with_options(settings: Settings, args: argparse.Namespace) -> Settings:
 async def _serve(settings: Settings) -> int:
     from gateway.app import Gateway
 
-    with opening_database():
+    url = settings.database.url
+    with opening_database(url):
         gateway = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,7 +82,7 @@ async def _serve(settings: Settings) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     try:
-        await gateway.start()
+        await _start(gateway, url)
         print(
             f"mail2sms: SMTP on {settings.smtp.host}:{gateway.smtp_port} "
             f"(send to {settings.smtp.gateway_addresses[0]}), "
@@ -89,3 +93,13 @@ async def _serve(settings: Settings) -> int:
     finally:
         await gateway.stop()
     return 0
+
+
+async def _start(gateway: Gateway, url: str) -> None:
+    """Start it; a database it cannot prepare is said in one line, like the ports already are."""
+    try:
+        await gateway.start()
+    except NotMigratedError:
+        raise
+    except StorageError as exc:
+        raise unusable_database(url, exc) from exc
