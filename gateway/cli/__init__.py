@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # aiosmtpd logs every SMTP command at INFO: a few hundred bytes and ~5 % CPU per email.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
+        # Alembic lists its plugins at INFO at every start: seven lines of no news.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     ignore_aiosqlite_late_answers()
     try:
         settings = load_settings(args.config)
