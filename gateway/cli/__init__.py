@@ -72,9 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ignore_aiosqlite_late_answers()
     try:
         settings = load_settings(args.config)
-    except ConfigError as exc:
-        return _failed(str(exc), EXIT_USAGE)
-    try:
         return COMMANDS[args.command].run(settings, args)
     except ConfigError as exc:
         return _failed(str(exc), EXIT_USAGE)
