@@ -300,12 +300,16 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """MAIL2SMS_<SECTION>__<KEY>=value as {section: {key: value}}; JSON for lists and tables."""
+    """MAIL2SMS_<SECTION>__<KEY>=value as {section: {key: value}}; JSON for lists and tables;
+    MAIL2SMS_<SECTION>=JSON sets a whole section. Any other MAIL2SMS_* variable (MAIL2SMS_HOME,
+    docker-compose.yml's MAIL2SMS_ADMIN_TOKEN) is not a setting and is left alone."""
     found: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.upper().startswith(ENV_PREFIX):
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        section, separator, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if not separator and section not in Settings.model_fields:
+            continue
         if section not in Settings.model_fields:
             raise ConfigError(
                 f"environment variable {name}: unknown section {section!r}; use "
@@ -334,11 +338,12 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _describe(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+    """One line (SPEC §13), naming each wrong key."""
+    problems = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         if error["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key; see config.example.toml for the known keys")
+            problems.append(f"{key}: unknown key; see config.example.toml for the known keys")
         else:
-            lines.append(f"  {key}: {error['msg']} (got {error.get('input')!r})")
-    return "\n".join(lines)
+            problems.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
+    return f"invalid configuration ({source}): " + "; ".join(problems)

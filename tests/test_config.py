@@ -70,6 +70,24 @@ def test_bad_environment_names_the_variable(name: str, named: str) -> None:
         load_settings(environ={name: "1"})
 
 
+def test_environment_ignores_mail2sms_variables_not_of_the_section_key_form() -> None:
+    env = {"MAIL2SMS_HOME": "/home/app", "MAIL2SMS_TOKEN": "t", "MAIL2SMS_ADMIN_TOKEN": "s"}
+    assert load_settings(environ=env) == load_settings(environ={})
+
+
+def test_environment_sets_a_whole_section_as_json() -> None:
+    env = {"MAIL2SMS_ACCOUNTS": '[{"keyid": "a"}, {"keyid": "b"}]'}
+    assert [a.keyid for a in load_settings(environ=env).accounts] == ["a", "b"]
+
+
+def test_several_bad_keys_are_named_on_one_line() -> None:
+    env = {"MAIL2SMS_SMTP__PORT": "x", "MAIL2SMS_HTTP__PORT": "y"}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ=env)
+    assert "\n" not in str(raised.value)
+    assert "smtp.port" in str(raised.value) and "http.port" in str(raised.value)
+
+
 def test_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml", environ={})

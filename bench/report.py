@@ -1,0 +1,193 @@
+"""The report: the results of every phase as the tables and figures printed at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+SMS_TARGET = 20_000  # SMS recorded per second expected from 500-recipient requests
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest])
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _ms(result: dict[str, Any], key: str) -> str:
+    value = result["latency_ms"].get(key)
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def _errors(result: dict[str, Any]) -> str:
+    return str(sum(result["errors"].values()))
+
+
+def report(results: dict[str, Any]) -> str:
+    out: list[str] = []
+    settings = results["settings"]
+    out.append(
+        f"mail2sms bench — {settings['started']}, {os.cpu_count()} CPUs, concurrency "
+        f"{settings['concurrency']}, each run ≤ {settings['messages']} emails or "
+        f"{settings['seconds']:g} s; latency = end of DATA → final reply\n"
+        "CPU check (a 2M-iteration Python loop, ms of CPU, start/end): "
+        + "/".join(f"{c:.0f}" for c in settings["calibration_ms"])
+        + "; 'others cores' = CPU the machine's other processes took during a run"
+    )
+    if "throughput" in results:
+        rows = []
+        for row in results["throughput"]:
+            gw, sink = row["gateway"], row["sink"]
+            rows.append(
+                [
+                    row["scenario"],
+                    f"{gw['msgs_per_s']:.0f}",
+                    f"{sink['msgs_per_s']:.0f}",
+                    _ratio(gw["msgs_per_s"], sink["msgs_per_s"]),
+                    f"{gw['sms_per_s']:.0f}",
+                    _ms(gw, "p50"),
+                    _ms(gw, "p99"),
+                    _ms(sink, "p50"),
+                    _ms(sink, "p99"),
+                    _ratio(gw["latency_ms"].get("p99", 0), sink["latency_ms"].get("p99", 0)),
+                    f"{gw['server_cpu_ms_per_email']:.2f}",
+                    f"{100 * gw['server_main_thread_cpu_s'] / gw['elapsed']:.0f}",
+                    f"{sink['server_cpu_ms_per_email']:.2f}",
+                    f"{gw['memory'][0]['VmHWM']:.0f}",
+                    f"{gw['others_cores']:.1f}",
+                    _errors(gw),
+                ]
+            )
+        out += [
+            "",
+            "SQLite (WAL, synchronous=FULL), gateway vs bare aiosmtpd sink, same load",
+            _table(
+                [
+                    "scenario", "gw msg/s", "sink msg/s", "gw/sink", "gw SMS/s",
+                    "gw p50 ms", "gw p99 ms", "sink p50", "sink p99", "p99 gw/sink",
+                    "gw CPU ms/email", "gw loop CPU %", "sink CPU ms/email", "gw VmHWM MiB",
+                    "others cores",
+                    "gw errors",
+                ],
+                rows,
+            ),
+        ]  # fmt: skip
+        best = max(
+            (r["gateway"]["sms_per_s"] for r in results["throughput"] if "500" in r["scenario"]),
+            default=0.0,
+        )
+        verdict = "met" if best >= SMS_TARGET else "NOT met"
+        driver = results["throughput"][0]["sink"]
+        client_ms = driver["client_cpu_s"] / max(driver["ok"], 1) * 1000
+        out.append(
+            f"load generator: {client_ms:.2f} ms CPU per email (1 rcpt against the sink), "
+            f"enough for ≈ {1000 / client_ms:.0f} msg/s on a free core"
+        )
+        out.append(f"500-recipient target ≥ {SMS_TARGET} SMS/s: best {best:.0f} → {verdict}")
+        if "recorded" in results:
+            rec = results["recorded"]
+            out.append(
+                f"check: {rec['sms_recorded']} SMS recorded for {rec['sms_expected']} expected; "
+                f"{rec['emails_processed']}/{rec['emails']} emails processed"
+            )
+    if results.get("rss"):
+        rss = results["rss"]
+        load = rss["load"]
+        out += [
+            "",
+            f"Memory: long run of {load['ok']} emails ({load['msgs_per_s']:.0f} msg/s): "
+            f"VmRSS {rss['before']['VmRSS']:.0f} → {rss['after']['VmRSS']:.0f} MiB, "
+            f"peak (VmHWM) {rss['after']['VmHWM']:.0f} MiB; "
+            f"gateway log {rss['log_bytes_per_email']:.0f} bytes/email",
+        ]
+    if results.get("api"):
+        api = results["api"]
+        out += [
+            "",
+            f"GET /api/v1/sms with {api['seed']['sms_rows']} SMS stored "
+            f"({api['seed']['file_mib']:.0f} MiB database, seeded in "
+            f"{api['seed']['seconds']:.0f} s), sequential requests, limit 100 unless said",
+            _table(
+                ["query", "requests", "p50 ms", "p99 ms", "max ms", "total matched"],
+                [
+                    [
+                        q["query"],
+                        str(q["requests"]),
+                        _ms(q, "p50"),
+                        _ms(q, "p99"),
+                        _ms(q, "max"),
+                        f"{q['mean_total']:.0f}",
+                    ]
+                    for q in api["queries"]
+                ],
+            ),
+        ]
+    if results.get("postgres"):
+        rows = []
+        for row in results["postgres"]:
+            gw, sink = row["gateway"], row["sink"]
+            rows.append(
+                [
+                    f"{row['replicas']}",
+                    row["scenario"],
+                    f"{gw['msgs_per_s']:.0f}",
+                    f"{gw['sms_per_s']:.0f}",
+                    _ratio(gw["msgs_per_s"], sink["msgs_per_s"]),
+                    _ms(gw, "p50"),
+                    _ms(gw, "p99"),
+                    f"{gw['server_cpu_ms_per_email']:.2f}",
+                    f"{gw.get('database_cpu_ms_per_email', float('nan')):.2f}",
+                    "/".join(f"{m['VmHWM']:.0f}" for m in gw["memory"]),
+                    f"{gw['others_cores']:.1f}",
+                    _errors(gw),
+                ]
+            )
+        out += [
+            "",
+            "PostgreSQL (synchronous_commit=on), replicas on one database, load split",
+            _table(
+                [
+                    "replicas", "scenario", "msg/s", "SMS/s", "vs sink", "p50 ms", "p99 ms",
+                    "gw CPU ms/email", "pg CPU ms/email", "VmHWM MiB", "others cores", "errors",
+                ],
+                rows,
+            ),
+        ]  # fmt: skip
+    for kind, prof in (results.get("profile") or {}).items():
+        label = "1 rcpt" if kind == "single" else "500 rcpt numX"
+        out += [
+            "",
+            f"Profile (py-spy at 200 Hz, {label}, reused conns, {prof['load']['msgs_per_s']:.0f}"
+            f" msg/s while sampled): {prof['samples']} busy samples (+{prof['waiting_samples']}"
+            " waiting in epoll or the aiosqlite queue, left out); top 15 by own time",
+            _table(
+                ["#", "own %", "function (file)"],
+                [
+                    [str(i), f"{t['percent']:.1f}", t["function"]]
+                    for i, t in enumerate(prof["top_own"][:15], 1)
+                ],
+            ),
+            "own time by package: "
+            + ", ".join(
+                f"{b['function']} {b['percent']:.0f}%" for b in prof["own_by_package"][:12]
+            ),
+            "threads: "
+            + ", ".join(f"{b['function']} {b['percent']:.0f}%" for b in prof["threads"]),
+            "inclusive (gateway): "
+            + ", ".join(
+                f"{b['function'].split(' (')[0]} {b['percent']:.0f}%"
+                for b in prof["top_inclusive_gateway"][:12]
+            ),
+        ]
+    out.append(f"\nraw results: {results['file']}")
+    return "\n".join(out)

@@ -1,0 +1,105 @@
+"""`mail2sms serve`: run the gateway until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from gateway.cli.common import command, opening_database, unusable_database
+from gateway.config import DatabaseSettings, Settings
+from gateway.errors import ConfigError, NotMigratedError, StorageError
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+SERVE_EPILOG = """\
+examples:
+  mail2sms serve
+  mail2sms serve --smtp-port 2526 --http-port 8026 --db other.db
+  MAIL2SMS_SMTP__PORT=2526 mail2sms serve
+
+--smtp-port, --http-port and --db override smtp.port, http.port and database.url for this run."""
+
+
+def add_parser(commands: Any) -> None:
+    serve = command(
+        commands,
+        "serve",
+        "run the gateway (SMTP + HTTP); SQLite is migrated and the settings' accounts seeded",
+        SERVE_EPILOG,
+    )
+    serve.add_argument("--smtp-port", type=_port, metavar="N", help="smtp.port (0: any free)")
+    serve.add_argument("--http-port", type=_port, metavar="N", help="http.port (0: any free)")
+    serve.add_argument(
+        "--db",
+        metavar="PATH|URL",
+        help="database.url: an SQLite file, or a sqlite+aiosqlite:// or postgresql+asyncpg:// URL",
+    )
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"a port from 0 to 65535 (got {value!r})")
+    return int(value)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_serve(_with_options(settings, args)))
+
+
+def _with_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with this run's --smtp-port, --http-port and --db, which win over the file
+    and the environment."""
+    changes: dict[str, Any] = {}
+    if args.smtp_port is not None:
+        changes["smtp"] = settings.smtp.model_copy(update={"port": args.smtp_port})
+    if args.http_port is not None:
+        changes["http"] = settings.http.model_copy(update={"port": args.http_port})
+    if args.db is not None:
+        url = args.db if "://" in args.db else f"sqlite+aiosqlite:///{args.db}"
+        try:
+            changes["database"] = DatabaseSettings(url=url)
+        except ValidationError as exc:
+            message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"--db: {message} (got {args.db!r})") from None
+    return settings.model_copy(update=changes)
+
+
+async def _serve(settings: Settings) -> int:
+    from gateway.app import Gateway
+
+    url = settings.database.url
+    with opening_database(url):
+        gateway = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await _start(gateway, url)
+        print(
+            f"mail2sms: SMTP on {settings.smtp.host}:{gateway.smtp_port} "
+            f"(send to {settings.smtp.gateway_addresses[0]}), "
+            f"web page and API on http://{settings.http.host}:{gateway.http_port}/",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await gateway.stop()
+    return 0
+
+
+async def _start(gateway: Gateway, url: str) -> None:
+    """Start it; a database it cannot prepare is said in one line, like the ports already are."""
+    try:
+        await gateway.start()
+    except NotMigratedError:
+        raise
+    except StorageError as exc:
+        raise unusable_database(url, exc) from exc
