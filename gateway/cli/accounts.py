@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.cli.common import command, opening_database, print_json
 from gateway.config import Settings
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, ConflictError, FieldError, GatewayError, NotFoundError
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
-
     from gateway.app import Gateway
 
 ACCOUNTS_EPILOG = """\
@@ -225,70 +223,52 @@ def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _create_account(gateway: Gateway, args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-    from sqlalchemy.exc import IntegrityError
-
-    from gateway.store import accounts
-    from gateway.store.engine import write_transaction
+    from gateway.store import admin
 
     fields = _given_fields(args)
     if args.keyid is not None:
         fields["keyid"] = args.keyid
     try:
-        async with write_transaction(gateway.engine) as conn:
-            account = await accounts.create(conn, fields, gateway.clock.now())
-    except ValidationError as exc:
-        raise _invalid_field(exc) from None
-    except IntegrityError:
-        raise await _conflict(gateway, fields) from None
+        account = await admin.create_account(gateway.engine, fields, gateway.clock.now())
+    except FieldError as exc:
+        raise _option_error(exc, args.keyid) from None
     _print_account(account, as_json=args.json)
     return 0
 
 
 async def _set_account(gateway: Gateway, settings: Settings, args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-    from sqlalchemy.exc import IntegrityError
-
-    from gateway.store import accounts
-    from gateway.store.engine import write_transaction
+    from gateway.store import admin
 
     keyid: str = args.keyid
-    changes = _given_fields(args)
-    edits = _list_edits(args, changes)
+    given = _given_fields(args)
+    edits = _list_edits(args, given)
     if args.credit is not None and args.add_credit is not None:
         raise ConfigError("--credit and --add-credit: give one of them, not both")
-    if not changes and not edits and args.add_credit is None:
+    if not given and not edits and args.add_credit is None:
         raise ConfigError(
             "nothing to change: give at least one option (`mail2sms accounts set --help`)"
         )
-    try:
-        async with write_transaction(gateway.engine) as conn:
-            # Lock the row (PostgreSQL) so that a concurrent debit is not lost in between.
-            locked = await accounts.snapshot(conn, keyid, lock=True)
-            current = await accounts.get(conn, keyid)
-            if locked is None or current is None:
+
+    def changes(current: dict[str, Any]) -> dict[str, Any]:
+        """The new values, from the account as it is (its row locked until the commit)."""
+        fields = dict(given)
+        if args.add_credit is not None:
+            fields["credit"] = current["credit"] + args.add_credit
+            if fields["credit"] < 0:
                 raise GatewayError(
-                    f"no account with keyid {keyid!r}; `mail2sms accounts list` shows them"
+                    f"--add-credit: account {keyid!r} has {current['credit']} credits; "
+                    f"taking {-args.add_credit} would leave fewer than 0"
                 )
-            if args.add_credit is not None:
-                changes["credit"] = current["credit"] + args.add_credit
-                if changes["credit"] < 0:
-                    raise GatewayError(
-                        f"--add-credit: account {keyid!r} has {current['credit']} credits; "
-                        f"taking {-args.add_credit} would leave fewer than 0"
-                    )
-            for field, edit in edits.items():
-                changes[field] = edit(list(current[field]))
-            account = await accounts.patch(conn, keyid, changes)
-            assert account is not None
-    except ValidationError as exc:
-        raise _invalid_field(exc) from None
-    except IntegrityError:
-        raise GatewayError(
-            f"--login: {changes.get('login')!r} is taken by another account; choose another"
-        ) from None
+        for field, edit in edits.items():
+            fields[field] = edit(list(current[field]))
+        return fields
+
+    try:
+        account = await admin.patch_account(gateway.engine, keyid, changes)
+    except FieldError as exc:
+        raise _option_error(exc) from None
     configured = {a.keyid for a in settings.accounts}
-    if keyid in configured and set(changes) - {"credit"}:
+    if keyid in configured and set(given) | set(edits):
         print(
             f"mail2sms: note: account {keyid!r} is in the settings' [[accounts]]; "
             "`mail2sms serve` sets its fields (all but credit) from them again at start",
@@ -352,29 +332,18 @@ def _list_edit(
     return edit
 
 
-def _invalid_field(exc: ValidationError) -> ConfigError:
-    """A pydantic ValidationError as a usage error naming the option."""
-    error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else "?"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    option = OPTION_OF.get(field, field)
-    return ConfigError(f"{option}: {message} (got {error.get('input')!r})")
-
-
-async def _conflict(gateway: Gateway, fields: Mapping[str, Any]) -> GatewayError:
-    from gateway.store import reads
-
-    keyid = fields.get("keyid")
-    if keyid is not None:
-        async with gateway.engine.connect() as conn:
-            if await reads.account_exists(conn, keyid):
-                return GatewayError(
-                    f"--keyid: an account {keyid!r} already exists; "
-                    f"`mail2sms accounts set {keyid} …` changes it"
-                )
-    return GatewayError(
-        f"--login: {fields.get('login')!r} is taken by another account; choose another"
-    )
+def _option_error(exc: FieldError, keyid: str | None = None) -> GatewayError:
+    """A refusal of the store as one line naming the option (and how to go on)."""
+    option = OPTION_OF.get(exc.field, f"--{exc.field.replace('_', '-')}")
+    if isinstance(exc, NotFoundError):
+        return GatewayError(f"{exc.reason}; `mail2sms accounts list` shows them")
+    if isinstance(exc, ConflictError) and exc.field == "keyid":
+        return GatewayError(
+            f"{option}: {exc.reason}; `mail2sms accounts set {keyid} …` changes it"
+        )
+    if isinstance(exc, ConflictError):
+        return GatewayError(f"{option}: {exc.reason}; choose another")
+    return ConfigError(f"{option}: {exc.reason}")
 
 
 def _print_account(account: Mapping[str, Any], *, as_json: bool) -> None:
