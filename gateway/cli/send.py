@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.common import EXIT_FAILURE, command
-from gateway.client import request_body, request_email, submit
+from gateway.client import request_body, request_email, submit, wait_for_items
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError
-
-MAX_WAIT = 30.0  # the API answers a long-poll after at most this many seconds
+from gateway.web.models import MAX_WAIT
 
 SEND_EPILOG = """\
 examples:
@@ -280,18 +279,15 @@ def _our_email(http: Any, message_id: str) -> dict[str, Any] | None:
 
 def _wait_for_reply(http: Any, kind: str, email_id: str, timeout: float) -> dict[str, Any] | None:
     """The newest reply of that kind for the emailId, long-polling until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = max(0.0, min(MAX_WAIT, deadline - time.monotonic()))
-        params = {"kind": kind, "email_id": email_id, "wait_for": 1, "timeout": f"{left:.3f}"}
-        response = http.get("/api/v1/replies", params=params)
+
+    def fetch(extra: Mapping[str, str | int]) -> list[dict[str, Any]]:
+        response = http.get("/api/v1/replies", params={"kind": kind, "email_id": email_id, **extra})
         response.raise_for_status()
-        items = response.json()["items"]
-        if items:
-            newest: dict[str, Any] = items[0]
-            return newest
-        if time.monotonic() >= deadline:
-            return None
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    items = wait_for_items(fetch, 1, timeout)
+    return items[0] if items else None
 
 
 def _warnings(email: Mapping[str, Any] | None) -> str:
