@@ -30,6 +30,7 @@ from gateway.store import accounts, reads
 from gateway.store.engine import write_transaction
 from gateway.web import openapi, page
 from gateway.web.provider import ProviderApi, ProviderDeps
+from gateway.web.provider_accounts import ProviderAccounts
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -220,6 +221,7 @@ class Api:
             Route("/api/v1/events", self.events, methods=["GET"]),
             *page.routes(),
             *self.provider.routes(),
+            *ProviderAccounts(self.provider.deps).routes(),
         ]
 
     # Lists, with long-polling ---------------------------------------------------------------

@@ -1,0 +1,321 @@
+"""Directories, sub-accounts and short links of the provider's HTTP API, through real HTTP; every
+success answer checked against the provider's own OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from sqlalchemy import select
+
+from gateway.app import Gateway
+from gateway.core import codes
+from gateway.store import directories
+from gateway.store.tables import directory_entries
+from tests import provider_schema
+from tests.web.conftest import Rows
+
+
+async def _call(client: httpx.AsyncClient, method: str, path: str, **fields: Any) -> httpx.Response:
+    return await client.request(method, f"/cgi-bin{path}", json=fields)
+
+
+def _ok(answer: httpx.Response, path: str, method: str) -> dict[str, Any]:
+    """The single entry of a success answer, the answer checked against the document."""
+    assert answer.status_code == 200, answer.text
+    provider_schema.validate(path, method, 200, answer.json())
+    (entry,) = answer.json()["etat"]["etat"]
+    return dict(entry)
+
+
+def _refused(answer: httpx.Response, path: str, method: str) -> dict[str, str]:
+    """The entry of a general error (HTTP 400, no `tel`), checked against the document."""
+    assert answer.status_code == 400, answer.text
+    provider_schema.validate(path, method, 400, answer.json())
+    (entry,) = answer.json()["etat"]["etat"]
+    assert set(entry) == {"code", "message"}
+    return dict(entry)
+
+
+async def _account(client: httpx.AsyncClient, keyid: str) -> dict[str, Any]:
+    found = await client.get(f"/api/v1/accounts/{keyid}")
+    assert found.status_code == 200, found.text
+    body: dict[str, Any] = found.json()
+    return body
+
+
+async def _new_account(client: httpx.AsyncClient, **fields: Any) -> str:
+    created = await client.post("/api/v1/accounts", json={"domains": ["example.org"], **fields})
+    assert created.status_code == 201, created.text
+    return str(created.json()["keyid"])
+
+
+# -- the schema check itself --------------------------------------------------------------------
+
+
+def test_the_schema_check_refuses_an_undocumented_field() -> None:
+    body = {"etat": {"etat": [{"code": "0", "subAccountKeyId": "x"}]}}  # the edit says Keyid
+    with pytest.raises(jsonschema.ValidationError):
+        provider_schema.validate("/subaccount", "put", 200, body)
+
+
+def test_the_schema_check_refuses_code_230_written_as_a_string() -> None:
+    body = {"etat": {"etat": [{"code": "230", "message": "Le sous compte a ete ajoute"}]}}
+    with pytest.raises(jsonschema.ValidationError):
+        provider_schema.validate("/subaccount", "post", 200, body)
+
+
+# -- directories --------------------------------------------------------------------------------
+
+
+async def _directory(client: httpx.AsyncClient, keyid: str = "demo") -> str:
+    answer = await _call(
+        client, "POST", "/repertoire", keyid=keyid, repertoireEdit="create", repertoireNom="Clients"
+    )
+    return str(_ok(answer, "/repertoire", "post")["repertoireId"])
+
+
+async def _numbers(gateway: Gateway, directory: str, keyid: str = "demo") -> list[str] | None:
+    async with gateway.engine.connect() as conn:
+        account_id = await Rows(gateway).account_id(keyid)
+        return await directories.directory_numbers(conn, account_id, int(directory))
+
+
+async def test_create_answers_the_new_directory_id(client: httpx.AsyncClient) -> None:
+    answer = await _call(
+        client, "POST", "/repertoire", keyid="demo", repertoireEdit="create", repertoireNom="Test"
+    )
+    entry = _ok(answer, "/repertoire", "post")
+    assert entry["code"] == "0" and entry["message"] == "Le repertoire a ete cree"
+    assert re.fullmatch(r"\d+", entry["repertoireId"])
+
+
+async def test_each_directory_gets_its_own_id(client: httpx.AsyncClient) -> None:
+    assert await _directory(client) != await _directory(client)
+
+
+async def test_create_without_a_name_is_999_naming_repertoireNom(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await _call(client, "POST", "/repertoire", keyid="demo", repertoireEdit="create")
+    entry = _refused(answer, "/repertoire", "post")
+    assert entry["code"] == "999" and "repertoireNom" in entry["message"]
+
+
+async def test_an_unknown_edit_is_999_naming_repertoireEdit(client: httpx.AsyncClient) -> None:
+    answer = await _call(client, "PUT", "/repertoire", keyid="demo", repertoireEdit="purge")
+    entry = _refused(answer, "/repertoire", "put")
+    assert entry["code"] == "999" and "repertoireEdit" in entry["message"]
+
+
+async def test_add_answers_one_entry_per_number_in_order(client: httpx.AsyncClient) -> None:
+    directory = await _directory(client)
+    answer = await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="add",
+        repertoireId=directory,
+        num=["06 01 02 03 04", "12", "", "+33701020304"],
+    )
+    assert answer.status_code == 200, answer.text
+    provider_schema.validate("/repertoire", "put", 200, answer.json())
+    added = "Le numero a ete ajoute au repertoire"
+    assert answer.json()["etat"]["etat"] == [
+        {"code": "0", "message": added, "tel": "06 01 02 03 04", "repertoireId": directory},
+        {"code": "7", "message": codes.MESSAGES[7], "tel": "12", "repertoireId": directory},
+        {"code": "6", "message": codes.MESSAGES[6], "tel": "", "repertoireId": directory},
+        {"code": "0", "message": added, "tel": "+33701020304", "repertoireId": directory},
+    ]
+
+
+async def test_added_numbers_are_stored_normalised_and_malformed_ones_left_out(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    directory = await _directory(client)
+    await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="add",
+        repertoireId=directory,
+        num=["06 01 02 03 04", "12", "+33701020304"],
+    )
+    assert await _numbers(gateway, directory) == ["0601020304", "0701020304"]
+
+
+async def test_added_numbers_keep_their_champ_values(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    directory = await _directory(client)
+    await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="add",
+        repertoireId=directory,
+        num=["0601020304", "0601020305"],
+        champ1=["Martin", "Durand"],
+        champ27=["z1", "z2"],
+    )
+    async with gateway.engine.connect() as conn:
+        rows = await conn.execute(
+            select(directory_entries.c.number, directory_entries.c.fields).order_by(
+                directory_entries.c.number
+            )
+        )
+        stored = [tuple(row) for row in rows]
+    assert stored == [
+        ("0601020304", {"champ1": "Martin", "champ27": "z1"}),
+        ("0601020305", {"champ1": "Durand", "champ27": "z2"}),
+    ]
+
+
+async def test_adding_a_number_again_keeps_one_entry_with_the_new_values(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    directory = await _directory(client)
+    for name in ("Martin", "Durand"):
+        await _call(
+            client,
+            "PUT",
+            "/repertoire",
+            keyid="demo",
+            repertoireEdit="add",
+            repertoireId=directory,
+            num="0601020304",
+            champ1=name,
+        )
+    async with gateway.engine.connect() as conn:
+        rows = (await conn.execute(select(directory_entries.c.fields))).scalars().all()
+    assert rows == [{"champ1": "Durand"}]
+
+
+async def test_a_champ_list_not_aligned_with_num_is_999_naming_it(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    directory = await _directory(client)
+    answer = await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="add",
+        repertoireId=directory,
+        num=["0601020304", "0601020305"],
+        champ3=["only one"],
+    )
+    entry = _refused(answer, "/repertoire", "put")
+    assert entry["code"] == "999" and "champ3" in entry["message"]
+    assert await _numbers(gateway, directory) == []
+
+
+async def test_del_removes_numbers_and_says_which_were_absent(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    directory = await _directory(client)
+    await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="add",
+        repertoireId=directory,
+        num=["0601020304", "0601020305"],
+    )
+    answer = await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="del",
+        repertoireId=directory,
+        num=["+33 6 01 02 03 04", "0601020309"],
+    )
+    assert answer.status_code == 200, answer.text
+    provider_schema.validate("/repertoire", "put", 200, answer.json())
+    assert [e["message"] for e in answer.json()["etat"]["etat"]] == [
+        "Le numero a ete supprime du repertoire",
+        "Le numero n'est pas dans le repertoire",
+    ]
+    assert await _numbers(gateway, directory) == ["0601020305"]
+
+
+async def test_a_directory_of_another_account_is_999_and_untouched(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    directory = await _directory(client)
+    other = await _new_account(client)
+    answer = await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid=other,
+        repertoireEdit="add",
+        repertoireId=directory,
+        num="0601020304",
+    )
+    entry = _refused(answer, "/repertoire", "put")
+    assert entry["code"] == "999" and "repertoireId" in entry["message"]
+    assert await _numbers(gateway, directory) == []
+
+
+@pytest.mark.parametrize("directory", ["424242", "abc", ""])
+async def test_an_unknown_directory_is_999_naming_repertoireId(
+    client: httpx.AsyncClient, directory: str
+) -> None:
+    answer = await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="del",
+        repertoireId=directory,
+        num="0601020304",
+    )
+    entry = _refused(answer, "/repertoire", "put")
+    assert entry["code"] == "999" and "repertoireId" in entry["message"]
+
+
+async def test_more_numbers_than_allowed_is_23(client: httpx.AsyncClient) -> None:
+    directory = await _directory(client)
+    answer = await _call(
+        client,
+        "PUT",
+        "/repertoire",
+        keyid="demo",
+        repertoireEdit="add",
+        repertoireId=directory,
+        num=[f"06010{n:05d}" for n in range(501)],
+    )
+    assert _refused(answer, "/repertoire", "put")["code"] == "23"
+
+
+async def test_directory_edits_from_a_php_form(client: httpx.AsyncClient, gateway: Gateway) -> None:
+    directory = await _directory(client)
+    answer = await client.put(
+        "/cgi-bin/repertoire",
+        data={
+            "keyid": "demo",
+            "repertoireEdit": "add",
+            "repertoireId": directory,
+            "num[]": ["0601020304", "0601020305"],
+            "champ1[]": ["Martin", "Durand"],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert await _numbers(gateway, directory) == ["0601020304", "0601020305"]
+
+
+async def test_directory_numbers_is_none_for_another_accounts_directory(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    directory = await _directory(client)
+    other = await _new_account(client)
+    assert await _numbers(gateway, directory, keyid=other) is None
