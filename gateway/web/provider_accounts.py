@@ -1,11 +1,12 @@
-"""The provider's HTTP API for directories (SPEC §15).
+"""The provider's HTTP API for directories and sub-accounts (SPEC §15).
 
 Where the provider's document gives no success code, success is the annex's 0 with a message
-naming what was done.
+naming what was done; it gives 230 (sub-account added), as a number.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from starlette.responses import Response
@@ -13,17 +14,26 @@ from starlette.routing import BaseRoute
 
 from gateway.core import codes, httpapi, numbers
 from gateway.core.httpapi import FieldValue, GeneralError, Refused
-from gateway.store import directories
+from gateway.store import directories, subaccounts
 from gateway.store.engine import write_transaction
 from gateway.web.provider import Call, Endpoint, ProviderDeps, answer, cgi_routes
 
 CHAMPS = tuple(f"champ{n}" for n in range(1, 28))
 NAME_MAX = 200  # directories.name
+LOGIN_MAX = 64  # accounts.login
+PASSWORD_MAX = 128  # accounts.password
+MAX_CREDIT_MOVE = 2**62  # the largest credit every backend stores
+_PRICE = re.compile(r"\d{1,12}(?:[.,]\d{1,8})?")
 
+SUBACCOUNT_ADDED = 230
 DIRECTORY_CREATED = "Le repertoire a ete cree"
 NUMBER_ADDED = "Le numero a ete ajoute au repertoire"
 NUMBER_REMOVED = "Le numero a ete supprime du repertoire"
 NUMBER_ABSENT = "Le numero n'est pas dans le repertoire"
+ACCOUNT_ADDED = "Le sous compte a ete ajoute"
+CREDIT_MOVED = "Le credit a ete ajoute au sous compte"
+RESTRICTION_SET = "Les restrictions du sous compte ont ete modifiees"
+PRICE_SET = "Le prix du sous compte a ete enregistre"
 
 
 def _refuse(field: str, detail: str) -> Refused:
@@ -31,7 +41,7 @@ def _refuse(field: str, detail: str) -> Refused:
 
 
 class ProviderAccounts:
-    """`/repertoire`; it gets an authorised Call."""
+    """`/repertoire` and `/subaccount`; each gets an authorised Call."""
 
     def __init__(self, deps: ProviderDeps) -> None:
         self.deps = deps
@@ -41,6 +51,7 @@ class ProviderAccounts:
         # form for everything still works.
         endpoints: list[tuple[str, Endpoint, list[str]]] = [
             ("/repertoire", self.repertoire, ["POST", "PUT"]),
+            ("/subaccount", self.subaccount, ["POST", "PUT"]),
         ]
         return cgi_routes(self.deps, endpoints)
 
@@ -104,6 +115,88 @@ class ProviderAccounts:
             )
         return answer(httpapi.etat(entries))
 
+    # Sub-accounts -----------------------------------------------------------------------------
+
+    async def subaccount(self, call: Call) -> Response:
+        edit = (httpapi.text(call.fields, "subAccountEdit") or "").strip()
+        if edit == "addAccount":
+            return await self._add_account(call)
+        if edit in ("addCredit", "setRestriction", "setPrice"):
+            return await self._edit_account(call, edit)
+        raise _refuse(
+            "subAccountEdit", 'must be "addAccount", "addCredit", "setRestriction" or "setPrice"'
+        )
+
+    async def _add_account(self, call: Call) -> Response:
+        login = (httpapi.text(call.fields, "subAccountLogin", required=True) or "").strip()
+        if not login or len(login) > LOGIN_MAX:
+            raise _refuse("subAccountLogin", f"from 1 to {LOGIN_MAX} characters")
+        password = httpapi.text(call.fields, "subAccountPassword", required=True) or ""
+        if not password.strip() or len(password) > PASSWORD_MAX:
+            raise _refuse("subAccountPassword", f"from 1 to {PASSWORD_MAX} characters")
+        created = await subaccounts.create(
+            self.deps.engine, call.account.id, login, password, self.deps.clock.now()
+        )
+        if created is None:
+            raise _refuse("subAccountLogin", "already taken")
+        entry = {
+            "code": SUBACCOUNT_ADDED,
+            "message": ACCOUNT_ADDED,
+            "subAccountId": str(created["id"]),
+            "subAccountKeyId": created["keyid"],
+            "subAccountLogin": login,
+        }
+        return answer(httpapi.etat([entry]))
+
+    async def _edit_account(self, call: Call, edit: str) -> Response:
+        """addCredit, setRestriction or setPrice on a sub-account of the caller; every field is
+        checked before anything is written."""
+        fields = call.fields
+        keyid = (httpapi.text(fields, "subAccountKeyId", required=True) or "").strip()
+        if not keyid:
+            raise _refuse("subAccountKeyId", "missing")
+        if edit == "addCredit":
+            amount = _positive_integer(fields, "subAccountAddCredit")
+            message = CREDIT_MOVED
+        elif edit == "setRestriction":
+            stop = _switch(fields, "subAccountRestrictionStop")
+            hours = _switch(fields, "subAccountRestrictionTime")
+            if stop is None and hours is None:
+                raise _refuse(
+                    "subAccountRestrictionStop",
+                    "give subAccountRestrictionStop or subAccountRestrictionTime",
+                )
+            message = RESTRICTION_SET
+        else:
+            price = (httpapi.text(fields, "subAccountPrice", required=True) or "").strip()
+            if not _PRICE.fullmatch(price):
+                raise _refuse("subAccountPrice", "a decimal number such as 0.045")
+            message = PRICE_SET
+        async with write_transaction(self.deps.engine) as conn:
+            child_id = await subaccounts.child(conn, call.account.id, keyid)
+            if child_id is None:
+                raise _refuse("subAccountKeyId", "not a sub-account of this account")
+            if edit == "addCredit":
+                if not await subaccounts.move_credit(conn, call.account.id, child_id, amount):
+                    raise Refused(GeneralError(codes.CREDIT_EXHAUSTED, "subAccountAddCredit"))
+            elif edit == "setRestriction":
+                # "1" = the restriction applies: the STOP mention is required, or quiet hours hold.
+                await subaccounts.set_restrictions(
+                    conn,
+                    child_id,
+                    nostop_allowed=None if stop is None else not stop,
+                    quiet_hours_lifted=None if hours is None else not hours,
+                )
+            else:
+                await subaccounts.set_price(conn, child_id, price)
+        entry = {
+            "code": "0",
+            "message": message,
+            "subAccountId": str(child_id),
+            "subAccountKeyid": keyid,
+        }
+        return answer(httpapi.etat([entry]))
+
 
 def _champs(fields: Mapping[str, FieldValue], count: int) -> dict[str, list[str]]:
     """The given champ1…champ27 lists, each with one value per number."""
@@ -116,6 +209,22 @@ def _champs(fields: Mapping[str, FieldValue], count: int) -> dict[str, list[str]
             raise _refuse(name, f"one value per number ({len(values)} for {count})")
         found[name] = values
     return found
+
+
+def _positive_integer(fields: Mapping[str, FieldValue], name: str) -> int:
+    written = (httpapi.text(fields, name, required=True) or "").strip()
+    if not _is_digits(written, 19) or not 1 <= int(written) <= MAX_CREDIT_MOVE:
+        raise _refuse(name, "a positive whole number of SMS")
+    return int(written)
+
+
+def _switch(fields: Mapping[str, FieldValue], name: str) -> bool | None:
+    written = httpapi.text(fields, name)
+    if written is None:
+        return None
+    if written.strip() not in ("0", "1"):
+        raise _refuse(name, 'must be "0" or "1"')
+    return written.strip() == "1"
 
 
 def _is_digits(text: str, most: int) -> bool:

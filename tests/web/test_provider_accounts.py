@@ -3,7 +3,10 @@ success answer checked against the provider's own OpenAPI document."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +18,9 @@ from gateway.app import Gateway
 from gateway.core import codes
 from gateway.store import directories
 from gateway.store.tables import directory_entries
+from gateway.web.server import start_http, stop_http
 from tests import provider_schema
-from tests.web.conftest import Rows
+from tests.web.conftest import Rows, make_settings
 
 
 async def _call(client: httpx.AsyncClient, method: str, path: str, **fields: Any) -> httpx.Response:
@@ -319,3 +323,280 @@ async def test_directory_numbers_is_none_for_another_accounts_directory(
     directory = await _directory(client)
     other = await _new_account(client)
     assert await _numbers(gateway, directory, keyid=other) is None
+
+
+# -- sub-accounts -------------------------------------------------------------------------------
+
+
+async def _sub_account(
+    client: httpx.AsyncClient, parent: str = "demo", login: str = "agence06"
+) -> dict[str, Any]:
+    answer = await _call(
+        client,
+        "POST",
+        "/subaccount",
+        keyid=parent,
+        subAccountEdit="addAccount",
+        subAccountLogin=login,
+        subAccountPassword="s3cret",
+    )
+    return _ok(answer, "/subaccount", "post")
+
+
+async def _edit(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:
+    return await _call(client, "PUT", "/subaccount", **{"keyid": "demo", **fields})
+
+
+async def test_add_account_answers_230_with_its_own_keyid(client: httpx.AsyncClient) -> None:
+    entry = await _sub_account(client)
+    assert entry["code"] == 230
+    assert entry["message"] == "Le sous compte a ete ajoute"
+    assert entry["subAccountLogin"] == "agence06"
+    assert entry["subAccountKeyId"] not in ("", "demo")
+    assert re.fullmatch(r"\d+", entry["subAccountId"])
+
+
+async def test_a_sub_account_inherits_its_parent_with_no_credit(
+    client: httpx.AsyncClient, rows: Rows
+) -> None:
+    parent = await _new_account(
+        client,
+        senders=["Agence"],
+        credit=50,
+        nostop_allowed=True,
+        quiet_hours_lifted=True,
+        international_allowed=True,
+    )
+    created = await _sub_account(client, parent=parent)
+    child = await _account(client, created["subAccountKeyId"])
+    parent_row = await _account(client, parent)
+    inherited = [
+        "domains",
+        "senders",
+        "nostop_allowed",
+        "quiet_hours_lifted",
+        "international_allowed",
+    ]
+    assert {k: child[k] for k in inherited} == {k: parent_row[k] for k in inherited}
+    assert (child["credit"], child["login"], child["password"]) == (0, "agence06", "s3cret")
+    assert child["parent_id"] == await rows.account_id(parent)
+
+
+async def test_a_sub_account_keyid_opens_the_api(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    answer = await client.get(
+        "/cgi-bin/credit", params={"keyid": created["subAccountKeyId"], "credit": "1"}
+    )
+    assert answer.json() == {"etat": {"credit": 0}}
+
+
+async def test_a_taken_login_is_999_naming_subAccountLogin(client: httpx.AsyncClient) -> None:
+    answer = await _call(
+        client,
+        "POST",
+        "/subaccount",
+        keyid="demo",
+        subAccountEdit="addAccount",
+        subAccountLogin="demo",
+        subAccountPassword="x",
+    )
+    entry = _refused(answer, "/subaccount", "post")
+    assert entry["code"] == "999" and "subAccountLogin" in entry["message"]
+
+
+async def test_an_unknown_sub_account_edit_is_999(client: httpx.AsyncClient) -> None:
+    entry = _refused(await _edit(client, subAccountEdit="delete"), "/subaccount", "put")
+    assert entry["code"] == "999" and "subAccountEdit" in entry["message"]
+
+
+async def test_add_credit_moves_credit_from_the_parent(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    answer = await _edit(
+        client,
+        subAccountEdit="addCredit",
+        subAccountKeyId=created["subAccountKeyId"],
+        subAccountAddCredit="300",
+    )
+    assert _ok(answer, "/subaccount", "put") == {
+        "code": "0",
+        "message": "Le credit a ete ajoute au sous compte",
+        "subAccountId": created["subAccountId"],
+        "subAccountKeyid": created["subAccountKeyId"],
+    }
+    assert (await _account(client, "demo"))["credit"] == 700
+    assert (await _account(client, created["subAccountKeyId"]))["credit"] == 300
+
+
+async def test_add_credit_beyond_the_parents_credit_is_12_and_moves_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await _sub_account(client)
+    answer = await _edit(
+        client,
+        subAccountEdit="addCredit",
+        subAccountKeyId=created["subAccountKeyId"],
+        subAccountAddCredit=1001,
+    )
+    assert _refused(answer, "/subaccount", "put") == {"code": "12", "message": codes.MESSAGES[12]}
+    assert (await _account(client, "demo"))["credit"] == 1000
+    assert (await _account(client, created["subAccountKeyId"]))["credit"] == 0
+
+
+@pytest.mark.parametrize("amount", ["0", "-5", "1.5", "dix", "", 2**63])
+async def test_add_credit_must_be_a_positive_whole_number(
+    client: httpx.AsyncClient, amount: object
+) -> None:
+    created = await _sub_account(client)
+    answer = await _edit(
+        client,
+        subAccountEdit="addCredit",
+        subAccountKeyId=created["subAccountKeyId"],
+        subAccountAddCredit=amount,
+    )
+    entry = _refused(answer, "/subaccount", "put")
+    assert entry["code"] == "999" and "subAccountAddCredit" in entry["message"]
+
+
+async def _concurrent_moves(client: httpx.AsyncClient) -> None:
+    """20 moves of 75 SMS from a parent holding 1000, to two sub-accounts at once: 13 fit."""
+    parent = await _new_account(client, credit=1000)
+    children = [
+        (await _sub_account(client, parent=parent, login=f"{parent}-{n}"))["subAccountKeyId"]
+        for n in range(2)
+    ]
+    answers = await asyncio.gather(
+        *(
+            _edit(
+                client,
+                keyid=parent,
+                subAccountEdit="addCredit",
+                subAccountKeyId=children[n % 2],
+                subAccountAddCredit="75",
+            )
+            for n in range(20)
+        )
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 13 + [400] * 7
+    assert {a.json()["etat"]["etat"][0]["code"] for a in answers if a.status_code == 400} == {"12"}
+    left = (await _account(client, parent))["credit"]
+    given = [(await _account(client, child))["credit"] for child in children]
+    assert left == 25
+    assert left + sum(given) == 1000
+
+
+async def test_concurrent_credit_moves_never_overdraw_the_parent(
+    client: httpx.AsyncClient,
+) -> None:
+    await _concurrent_moves(client)
+
+
+@pytest.fixture
+async def postgres_client(tmp_path: Path, postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    gateway = Gateway(make_settings(tmp_path, database={"url": postgres_url}))
+    await gateway.prepare_database()
+    server, task, port = await start_http(gateway)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            yield http
+    finally:
+        await stop_http(server, task)
+        await gateway.engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_concurrent_credit_moves_never_overdraw_the_parent_on_postgresql(
+    postgres_client: httpx.AsyncClient,
+) -> None:
+    await _concurrent_moves(postgres_client)
+
+
+async def test_set_restriction_1_restricts_and_0_lifts(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    keyid = created["subAccountKeyId"]
+    answer = await _edit(
+        client,
+        subAccountEdit="setRestriction",
+        subAccountKeyId=keyid,
+        subAccountRestrictionStop="0",
+        subAccountRestrictionTime="0",
+    )
+    assert _ok(answer, "/subaccount", "put")["code"] == "0"
+    lifted = await _account(client, keyid)
+    assert (lifted["nostop_allowed"], lifted["quiet_hours_lifted"]) == (True, True)
+    await _edit(
+        client,
+        subAccountEdit="setRestriction",
+        subAccountKeyId=keyid,
+        subAccountRestrictionStop="1",
+    )
+    stop_again = await _account(client, keyid)
+    assert (stop_again["nostop_allowed"], stop_again["quiet_hours_lifted"]) == (False, True)
+
+
+async def test_set_restriction_needs_one_of_its_fields(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    answer = await _edit(
+        client, subAccountEdit="setRestriction", subAccountKeyId=created["subAccountKeyId"]
+    )
+    entry = _refused(answer, "/subaccount", "put")
+    assert entry["code"] == "999" and "subAccountRestrictionStop" in entry["message"]
+
+
+async def test_a_restriction_other_than_0_or_1_is_999(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    answer = await _edit(
+        client,
+        subAccountEdit="setRestriction",
+        subAccountKeyId=created["subAccountKeyId"],
+        subAccountRestrictionTime="yes",
+    )
+    entry = _refused(answer, "/subaccount", "put")
+    assert entry["code"] == "999" and "subAccountRestrictionTime" in entry["message"]
+
+
+async def test_set_price_is_recorded(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    answer = await _edit(
+        client,
+        subAccountEdit="setPrice",
+        subAccountKeyId=created["subAccountKeyId"],
+        subAccountPrice="0.045",
+    )
+    assert _ok(answer, "/subaccount", "put")["message"] == "Le prix du sous compte a ete enregistre"
+    assert (await _account(client, created["subAccountKeyId"]))["price"] == "0.045"
+
+
+async def test_a_price_must_be_a_number(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    answer = await _edit(
+        client,
+        subAccountEdit="setPrice",
+        subAccountKeyId=created["subAccountKeyId"],
+        subAccountPrice="cheap",
+    )
+    entry = _refused(answer, "/subaccount", "put")
+    assert entry["code"] == "999" and "subAccountPrice" in entry["message"]
+
+
+async def test_only_the_parent_may_edit_a_sub_account(client: httpx.AsyncClient) -> None:
+    created = await _sub_account(client)
+    other = await _new_account(client, credit=100)
+    answer = await _edit(
+        client,
+        keyid=other,
+        subAccountEdit="addCredit",
+        subAccountKeyId=created["subAccountKeyId"],
+        subAccountAddCredit="10",
+    )
+    entry = _refused(answer, "/subaccount", "put")
+    assert entry["code"] == "999" and "subAccountKeyId" in entry["message"]
+    assert (await _account(client, other))["credit"] == 100
+
+
+async def test_an_account_is_not_its_own_sub_account(client: httpx.AsyncClient) -> None:
+    answer = await _edit(
+        client, subAccountEdit="setPrice", subAccountKeyId="demo", subAccountPrice="1"
+    )
+    entry = _refused(answer, "/subaccount", "put")
+    assert entry["code"] == "999" and "subAccountKeyId" in entry["message"]
