@@ -1,20 +1,23 @@
-"""The provider's HTTP API for directories and sub-accounts (SPEC §15).
+"""The provider's HTTP API for directories, sub-accounts and short links (SPEC §15), and the
+emulator's own redirect of the short links it hands out (`GET /s/<code>`, not under /cgi-bin).
 
 Where the provider's document gives no success code, success is the annex's 0 with a message
-naming what was done; it gives 230 (sub-account added), as a number.
+naming what was done; it gives 230 (sub-account added) and 250 (short link), as numbers.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from gateway.core import codes, httpapi, numbers
 from gateway.core.httpapi import FieldValue, GeneralError, Refused
-from gateway.store import directories, subaccounts
+from gateway.store import directories, shortlinks, subaccounts
 from gateway.store.engine import write_transaction
 from gateway.web.provider import Call, Endpoint, ProviderDeps, answer, cgi_routes
 
@@ -23,9 +26,12 @@ NAME_MAX = 200  # directories.name
 LOGIN_MAX = 64  # accounts.login
 PASSWORD_MAX = 128  # accounts.password
 MAX_CREDIT_MOVE = 2**62  # the largest credit every backend stores
+MAX_URL = 2048
+CODE_MAX = 16  # shortlinks.code
 _PRICE = re.compile(r"\d{1,12}(?:[.,]\d{1,8})?")
 
 SUBACCOUNT_ADDED = 230
+SHORTLINK_MADE = 250
 DIRECTORY_CREATED = "Le repertoire a ete cree"
 NUMBER_ADDED = "Le numero a ete ajoute au repertoire"
 NUMBER_REMOVED = "Le numero a ete supprime du repertoire"
@@ -34,6 +40,7 @@ ACCOUNT_ADDED = "Le sous compte a ete ajoute"
 CREDIT_MOVED = "Le credit a ete ajoute au sous compte"
 RESTRICTION_SET = "Les restrictions du sous compte ont ete modifiees"
 PRICE_SET = "Le prix du sous compte a ete enregistre"
+SHORTLINK_MESSAGE = "Le lien court a ete genere"
 
 
 def _refuse(field: str, detail: str) -> Refused:
@@ -41,7 +48,7 @@ def _refuse(field: str, detail: str) -> Refused:
 
 
 class ProviderAccounts:
-    """`/repertoire` and `/subaccount`; each gets an authorised Call."""
+    """`/repertoire`, `/subaccount` and `/shortlink`; each gets an authorised Call."""
 
     def __init__(self, deps: ProviderDeps) -> None:
         self.deps = deps
@@ -52,8 +59,12 @@ class ProviderAccounts:
         endpoints: list[tuple[str, Endpoint, list[str]]] = [
             ("/repertoire", self.repertoire, ["POST", "PUT"]),
             ("/subaccount", self.subaccount, ["POST", "PUT"]),
+            ("/shortlink", self.shortlink, ["POST"]),
         ]
-        return cgi_routes(self.deps, endpoints)
+        return [
+            *cgi_routes(self.deps, endpoints),
+            Route("/s/{code}", self.follow, methods=["GET"], name="shortlink"),
+        ]
 
     # Directories ------------------------------------------------------------------------------
 
@@ -197,6 +208,28 @@ class ProviderAccounts:
         }
         return answer(httpapi.etat([entry]))
 
+    # Short links ------------------------------------------------------------------------------
+
+    async def shortlink(self, call: Call) -> Response:
+        url = (httpapi.text(call.fields, "shortlink", required=True) or "").strip()
+        if not _is_web_url(url):
+            raise _refuse("shortlink", f"an http or https URL of at most {MAX_URL} characters")
+        code = await shortlinks.create(
+            self.deps.engine, call.account.id, url, self.deps.clock.now()
+        )
+        # Served by the emulator itself, on the host the client called.
+        link = str(call.request.url_for("shortlink", code=code))
+        entry = {"code": SHORTLINK_MADE, "message": SHORTLINK_MESSAGE, "shortlink": link}
+        return answer(httpapi.etat([entry]))
+
+    async def follow(self, request: Request) -> Response:
+        """302 to the stored URL, the hit counted; 404 for an unknown code."""
+        code = request.path_params["code"]
+        url = await shortlinks.follow(self.deps.engine, code) if len(code) <= CODE_MAX else None
+        if url is None:
+            return JSONResponse({"error": f"unknown short link {code!r}"}, 404)
+        return RedirectResponse(url, 302)
+
 
 def _champs(fields: Mapping[str, FieldValue], count: int) -> dict[str, list[str]]:
     """The given champ1…champ27 lists, each with one value per number."""
@@ -229,3 +262,14 @@ def _switch(fields: Mapping[str, FieldValue], name: str) -> bool | None:
 
 def _is_digits(text: str, most: int) -> bool:
     return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
+def _is_web_url(url: str) -> bool:
+    if not url or len(url) > MAX_URL or any(c.isspace() or not c.isprintable() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(host)

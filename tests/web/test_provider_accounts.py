@@ -17,7 +17,7 @@ from sqlalchemy import select
 from gateway.app import Gateway
 from gateway.core import codes
 from gateway.store import directories
-from gateway.store.tables import directory_entries
+from gateway.store.tables import directory_entries, shortlinks
 from gateway.web.server import start_http, stop_http
 from tests import provider_schema
 from tests.web.conftest import Rows, make_settings
@@ -600,3 +600,68 @@ async def test_an_account_is_not_its_own_sub_account(client: httpx.AsyncClient) 
     )
     entry = _refused(answer, "/subaccount", "put")
     assert entry["code"] == "999" and "subAccountKeyId" in entry["message"]
+
+
+# -- short links --------------------------------------------------------------------------------
+
+
+async def _shorten(client: httpx.AsyncClient, url: str) -> str:
+    answer = await _call(client, "POST", "/shortlink", keyid="demo", shortlink=url)
+    entry = _ok(answer, "/shortlink", "post")
+    assert (entry["code"], entry["message"]) == (250, "Le lien court a ete genere")
+    return str(entry["shortlink"])
+
+
+async def test_a_short_link_is_served_by_the_emulator_on_the_called_host(
+    client: httpx.AsyncClient, base_url: str
+) -> None:
+    link = await _shorten(client, "https://example.com/promo?id=1")
+    assert re.fullmatch(re.escape(base_url) + r"/s/[A-Za-z0-9_-]{4,8}", link)
+
+
+async def test_each_url_gets_its_own_code(client: httpx.AsyncClient) -> None:
+    links = {await _shorten(client, "https://example.com/") for _ in range(5)}
+    assert len(links) == 5
+
+
+async def test_following_a_short_link_redirects_and_counts_the_hit(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    link = await _shorten(client, "https://example.com/promo?id=1")
+    for _ in range(2):
+        followed = await client.get(link, follow_redirects=False)
+        assert followed.status_code == 302
+        assert followed.headers["location"] == "https://example.com/promo?id=1"
+    async with gateway.engine.connect() as conn:
+        hits = (await conn.execute(select(shortlinks.c.hits))).scalar_one()
+    assert hits == 2
+
+
+async def test_an_unknown_short_link_is_404(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/s/nothing")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/file",
+        "javascript:alert(1)",
+        "example.com/promo",
+        "https://",
+        "https://example.com/a b",
+        "https://example.com/" + "a" * 2030,
+    ],
+)
+async def test_a_short_link_needs_an_http_url_of_at_most_2048_characters(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    answer = await _call(client, "POST", "/shortlink", keyid="demo", shortlink=url)
+    entry = _refused(answer, "/shortlink", "post")
+    assert entry["code"] == "999" and "shortlink" in entry["message"]
+
+
+async def test_a_url_of_exactly_2048_characters_is_shortened(client: httpx.AsyncClient) -> None:
+    url = "https://example.com/" + "a" * (2048 - len("https://example.com/"))
+    link = await _shorten(client, url)
+    followed = await client.get(link, follow_redirects=False)
+    assert followed.headers["location"] == url
