@@ -33,6 +33,7 @@ from gateway.web import models, openapi, page
 from gateway.web.context import WebContext
 from gateway.web.openapi import WRITE_METHODS, Operation
 from gateway.web.provider import ProviderApi, ProviderDeps
+from gateway.web.provider_accounts import ProviderAccounts
 
 log = logging.getLogger("mail2sms.web")
 
@@ -79,6 +80,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _answer(models.Error, {"error": "internal error; see the gateway's log"}, 500)
 
 
+PROVIDER_PREFIX = "/cgi-bin/"
+
+
 class AdminToken:
     """Writes need `Authorization: Bearer <http.admin_token>` (installed beyond loopback only)."""
 
@@ -88,7 +92,8 @@ class AdminToken:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         writes = scope["type"] == "http" and scope["method"] in WRITE_METHODS
-        if writes and not self._allowed(scope):
+        # The provider's API authorises by keyid (SPEC §15), not by our admin token.
+        if writes and not scope["path"].startswith(PROVIDER_PREFIX) and not self._allowed(scope):
             response = _answer(
                 models.Error,
                 {"error": "this write needs the header Authorization: Bearer <http.admin_token>"},
@@ -332,7 +337,12 @@ class Api:
         served: list[BaseRoute] = [
             Route(op.path, op.endpoint, methods=[op.method]) for op in self.operations()
         ]
-        return [*served, *self.provider.routes(), page.static_files()]
+        return [
+            *served,
+            *self.provider.routes(),
+            *ProviderAccounts(self.provider.deps).routes(),
+            page.static_files(),
+        ]
 
     # Lists, with long-polling ---------------------------------------------------------------
 

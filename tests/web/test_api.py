@@ -527,8 +527,8 @@ async def test_openapi_documents_every_route_and_method(
         if isinstance(route, Mount):
             continue
         assert isinstance(route, Route)
-        if route.path.startswith("/cgi-bin/"):
-            continue  # the provider's API: its own document describes it (SPEC §15)
+        if route.path.startswith(("/cgi-bin/", "/s/")):
+            continue  # the provider's API and its short links: its own document (SPEC §15)
         path = route.path.replace("{id:int}", "{id}")
         served |= {(path, m.lower()) for m in route.methods or () if m != "HEAD"}
     assert documented == served
@@ -601,6 +601,14 @@ async def test_writes_beyond_loopback_need_the_admin_token(
         response = await exposed.request(method, path, headers=headers, json={})
         assert response.status_code == 401, (method, path)
         assert "admin_token" in response.json()["error"]
+
+
+async def test_the_providers_api_needs_its_keyid_not_the_admin_token(
+    exposed: httpx.AsyncClient,
+) -> None:
+    response = await exposed.post("/cgi-bin/credit", json={"keyid": "demo", "credit": "1"})
+    assert response.status_code == 200
+    assert response.json() == {"etat": {"credit": 1000}}
 
 
 async def test_admin_token_opens_writes_and_reads_stay_open(exposed: httpx.AsyncClient) -> None:
