@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 WRITE = "mail2sms_write"
+# What the rest of the gateway holds to reach the database and hands to store functions;
+# only gateway/store/ knows it is SQLAlchemy's async engine.
+Database: TypeAlias = AsyncEngine
 
 
 def sqlite_path(url: str) -> Path | None:
