@@ -68,10 +68,10 @@ class PostgresStatements:
         return inserted
 
     def insert_sms(self, rows: Sequence[Row]) -> None:
-        self._conn.execute(_INSERT_SMS, list(rows))
+        self._conn.execute(_INSERT_SMS, rows)
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
-        self._conn.execute(_INSERT_REPLY, list(rows))
+        self._conn.execute(_INSERT_REPLY, rows)
 
     def debit(self, account_id: int, parts: int) -> bool:
         return self._conn.execute(DEBIT, {"account": account_id, "parts": parts}).rowcount == 1

@@ -68,7 +68,7 @@ class DriverInsert:
         out = [[row[name] for name in columns] for row in rows]
         for conversion in self._conversions:
             index, process = conversion.index, conversion.process
-            # The rows of a batch share their instants: each is converted once.
+            # The rows of a batch share one instant (its `now`): converted once, not per row.
             seen, converted = conversion.last if conversion.immutable else (_UNSEEN, None)
             for values in out:
                 value = values[index]
