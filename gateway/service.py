@@ -112,9 +112,7 @@ class Service:
             if job.future.done():
                 continue
             if isinstance(result, Written):
-                outcome = result.outcome
-                codes = [r.code for r in outcome.results]
-                self._metrics.email_done(outcome.status, codes, finished - job.started)
+                self._metrics.email_done(result.status, result.codes, finished - job.started)
                 job.future.set_result(result)
             else:
                 job.future.set_exception(ProcessingError("the email could not be applied"))

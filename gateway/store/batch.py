@@ -36,10 +36,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """One email as committed: its row in `emails` and what became of it."""
+    """What a channel answers from once the email is committed: its row in `emails`, its
+    status and each recipient's code in request order. Only this leaves the writer: the
+    whole Outcome (hundreds of SMS) costs the event loop more to free than to build."""
 
     email_row: int
-    outcome: Outcome
+    status: EmailStatus
+    codes: tuple[int, ...]
 
 
 class Statements(Protocol):
@@ -207,7 +210,7 @@ class _Book:
         )
         if account is not None and result.status is EmailStatus.PROCESSED:
             self._decided(account, result, email_row)
-        return Written(email_row, result)
+        return Written(email_row, result.status, tuple(r.code for r in result.results))
 
     def _account(self, keyid: str) -> Account | None:
         if keyid not in self._accounts:
