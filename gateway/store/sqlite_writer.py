@@ -62,22 +62,14 @@ class DriverInsert:
             is not None
         ]
 
-    def values(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-        """The rows as the driver takes them, each a value per column in the SQL's order."""
-        columns = self.columns
-        out = [[row[name] for name in columns] for row in rows]
+    def values(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """The rows as the driver takes them, a tuple of values in the SQL's column order.
+        Built column by column and zipped: tuples of plain values leave the garbage
+        collector's watch, lists never do (a batch holds thousands of rows)."""
+        by_column = [[row[name] for row in rows] for name in self.columns]
         for conversion in self._conversions:
-            index, process = conversion.index, conversion.process
-            # The rows of a batch share one instant (its `now`): converted once, not per row.
-            seen, converted = conversion.last if conversion.immutable else (_UNSEEN, None)
-            for values in out:
-                value = values[index]
-                if value is not seen:
-                    seen, converted = value, process(value)
-                values[index] = converted
-            if conversion.immutable:
-                conversion.last = (seen, converted)
-        return out
+            by_column[conversion.index] = conversion.apply(by_column[conversion.index])
+        return list(zip(*by_column, strict=True))
 
 
 @dataclass(slots=True)
@@ -86,6 +78,19 @@ class _Conversion:
     process: Callable[[Any], Any]
     immutable: bool  # a value of this column is never changed in place: reuse its conversion
     last: tuple[Any, Any] = (_UNSEEN, None)
+
+    def apply(self, values: list[Any]) -> list[Any]:
+        # The rows of a batch share one instant (its `now`): converted once, not per row.
+        process = self.process
+        seen, converted = self.last if self.immutable else (_UNSEEN, None)
+        out = []
+        for value in values:
+            if value is not seen:
+                seen, converted = value, process(value)
+            out.append(converted)
+        if self.immutable:
+            self.last = (seen, converted)
+        return out
 
 
 def _immutable(column_type: TypeEngine[Any]) -> bool:
