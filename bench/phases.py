@@ -235,12 +235,18 @@ NUMBER_POOL = 10_000
 TRACKERS = 1000
 
 
-def _sqlite_time(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def seed(database: Path, sms_rows: int) -> dict[str, Any]:
-    """`sms_rows` SMS (10 per email) on one account, by executemany in big transactions."""
+    """`sms_rows` SMS (10 per email) on one account, by executemany in big transactions; the
+    rows go through the store's own driver inserts (column order and conversions of tables.py)."""
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from gateway.store.sqlite_writer import DriverInsert
+    from gateway.store.tables import accounts, emails, sms
+
+    dialect = sqlite_dialect.dialect()
+    insert_account, insert_email, insert_sms = (
+        DriverInsert(table, dialect) for table in (accounts, emails, sms)
+    )
     started = time.monotonic()
     rng = random.Random(20261201)
     numbers = [f"0613{n:06d}" for n in range(NUMBER_POOL)]
@@ -252,46 +258,49 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=OFF")
         con.execute("BEGIN")
-        cursor = con.execute(
-            "INSERT INTO accounts (keyid, login, password, company, contact, phone, email,"
-            " domains, senders, credit, nostop_allowed, quiet_hours_lifted,"
-            " international_allowed, allowed_ips, blacklist, rate_limit, created_at)"
-            " VALUES (?, ?, ?, 'Bench', '', '', '', '[\"example.com\"]', '[\"MaSociete\"]',"
-            " 1000000000000000, 0, 0, 0, '[]', '[]', 0, ?)",
-            (KEYID, KEYID, KEYID, _sqlite_time(base)),
-        )
-        account_id = cursor.lastrowid
+        account = {
+            "keyid": KEYID, "login": KEYID, "password": KEYID, "company": "Bench",
+            "contact": "", "phone": "", "email": "", "domains": ["example.com"],
+            "senders": ["MaSociete"], "credit": 10**15, "nostop_allowed": False,
+            "quiet_hours_lifted": False, "international_allowed": False, "allowed_ips": [],
+            "blacklist": [], "rate_limit": 0, "created_at": base, "parent_id": None,
+            "price": "",
+        }  # fmt: skip
+        account_id = con.execute(insert_account.sql, insert_account.values([account])[0]).lastrowid
         con.execute("COMMIT")
         chunk = 20_000
         sent = 0
+        email_row = 0
         for first in range(0, email_count, chunk):
-            emails, sms = [], []
+            email_rows, sms_rows_chunk = [], []
             for e in range(first, min(first + chunk, email_count)):
-                when = _sqlite_time(base + timedelta(seconds=e))
+                when = base + timedelta(seconds=e)
                 email_id = str(e + 1)
-                emails.append(
-                    (e + 1, when, "processed", email_id, account_id, KEYID, f"<seed-{e}@bench>")
-                )
+                email_rows.append(
+                    {
+                        "received_at": when, "status": "processed", "reason": "", "code": None,
+                        "email_id": email_id, "account_id": account_id, "keyid": KEYID,
+                        "sender": "app@example.com", "envelope_from": "app@example.com",
+                        "client_ip": "127.0.0.1", "message_id": f"<seed-{e}@bench>",
+                        "subject": "envoi", "results": [], "warnings": [], "raw": b"",
+                    }
+                )  # fmt: skip
+                email_row += 1
                 for _ in range(min(SMS_PER_EMAIL, sms_rows - sent)):
-                    to = numbers[rng.randrange(NUMBER_POOL)]
-                    sms.append(
-                        (e + 1, account_id, to, "MaSociete", text, 1, "gsm7",
-                         f"campaign-{e % TRACKERS}", email_id, when)
+                    sms_rows_chunk.append(
+                        {
+                            "email_row": email_row, "account_id": account_id,
+                            "to": numbers[rng.randrange(NUMBER_POOL)], "sender": "MaSociete",
+                            "text": text, "parts": 1, "encoding": "gsm7",
+                            "tracker": f"campaign-{e % TRACKERS}", "email_id": email_id,
+                            "created_at": when, "channel": "mail", "state": "sent",
+                            "due_at": None,
+                        }
                     )  # fmt: skip
                     sent += 1
             con.execute("BEGIN")
-            con.executemany(
-                "INSERT INTO emails (id, received_at, status, reason, code, email_id, account_id,"
-                " keyid, sender, envelope_from, client_ip, message_id, subject, results,"
-                " warnings, raw) VALUES (?, ?, ?, '', NULL, ?, ?, ?, 'app@example.com',"
-                " 'app@example.com', '127.0.0.1', ?, 'envoi', '[]', '[]', X'')",
-                emails,
-            )
-            con.executemany(
-                'INSERT INTO sms (email_row, account_id, "to", sender, text, parts, encoding,'
-                " tracker, email_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                sms,
-            )
+            con.executemany(insert_email.sql, insert_email.values(email_rows))
+            con.executemany(insert_sms.sql, insert_sms.values(sms_rows_chunk))
             con.execute("COMMIT")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

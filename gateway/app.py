@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.clock import Clock
 from gateway.config import Settings
-from gateway.core.model import RuleSettings
+from gateway.core.model import ReplyState, RuleSettings
 from gateway.errors import ConfigError, NotMigratedError, StorageError
 from gateway.events import Changes
 from gateway.metrics import Metrics
@@ -79,6 +79,7 @@ class Gateway:
         from gateway.scheduler import Scheduler
         from gateway.service import Service
         from gateway.smtp import start_smtp
+        from gateway.store.writer import open_writer
 
         if not self.settings.http_is_loopback and not self.settings.http.admin_token:
             raise ConfigError(
@@ -86,9 +87,9 @@ class Gateway:
                 "loopback; set it (MAIL2SMS_HTTP__ADMIN_TOKEN) or bind http.host to 127.0.0.1"
             )
         await self.prepare_database()
-        self.service = Service(
-            self.engine, self.clock, self.settings, self.rules, self.changes, self.metrics
-        )
+        reply_state = ReplyState.PENDING if self.settings.relay.host else ReplyState.KEPT
+        writer = open_writer(self.engine, self.rules, reply_state)
+        self.service = Service(writer, self.clock, self.settings, self.changes, self.metrics)
         self._spawn(self.service.run(), "writer")
         smtp_server, self.smtp_port = await start_smtp(
             self.service, self.settings.smtp, functools.partial(accounts.password_for, self.engine)

@@ -20,34 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from gateway.config import RelaySettings
+from gateway.core.model import ReplyState
 from gateway.errors import DeliveryError, PermanentDeliveryError
 from gateway.events import Changes
 from gateway.mailer import build_reply, deliver
 from gateway.metrics import Metrics
-from gateway.store.engine import write_transaction
-from gateway.store.tables import replies
+from gateway.store import outbox as store
+from gateway.store.engine import Database
+from gateway.store.outbox import Claim
 
 log = logging.getLogger("mail2sms.outbox")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A reply this worker holds the lease on; `attempts` (counting this one) is the token."""
-
-    id: int
-    kind: str
-    to: str
-    email_id: str | None
-    body: str
-    attempts: int
-    created_at: datetime
 
 
 class Outbox:
@@ -55,7 +40,7 @@ class Outbox:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Database,
         relay: RelaySettings,
         changes: Changes,
         metrics: Metrics,
@@ -103,64 +88,13 @@ class Outbox:
         it went; returns how many were delivered."""
         if not self._relay.host:
             return 0
-        claims = await self._claim(now)
+        claims = await store.claim_due(
+            self._engine, now, limit=self._concurrency, lease=self._lease
+        )
         if not claims:
             return 0
         outcomes = await asyncio.gather(*(self._deliver(claim, now) for claim in claims))
         return sum(outcomes)
-
-    async def _claim(self, now: datetime) -> list[Claim]:
-        heads = (
-            select(func.min(replies.c.id))
-            .where(replies.c.state == "pending")
-            .group_by(replies.c.to)
-            .scalar_subquery()
-        )
-        due = (
-            select(
-                replies.c.id,
-                replies.c.kind,
-                replies.c.to,
-                replies.c.email_id,
-                replies.c.body,
-                replies.c.attempts,
-                replies.c.created_at,
-            )
-            .where(
-                replies.c.id.in_(heads),
-                # Checked again on the row itself: PostgreSQL re-reads a row that another
-                # replica changed while this statement waited on it.
-                replies.c.state == "pending",
-                or_(replies.c.next_attempt_at.is_(None), replies.c.next_attempt_at <= now),
-            )
-            .order_by(replies.c.id)
-            .limit(self._concurrency)
-        )
-        # Looking first without the write lock keeps idle rounds off the SQLite writer.
-        async with self._engine.connect() as conn:
-            if (await conn.execute(due.with_only_columns(replies.c.id))).first() is None:
-                return []
-        async with write_transaction(self._engine) as conn:
-            rows = (await conn.execute(due.with_for_update(skip_locked=True, of=replies))).all()
-            if not rows:
-                return []
-            await conn.execute(
-                update(replies)
-                .where(replies.c.id.in_([row.id for row in rows]))
-                .values(attempts=replies.c.attempts + 1, next_attempt_at=now + self._lease)
-            )
-        return [
-            Claim(
-                id=row.id,
-                kind=row.kind,
-                to=row.to,
-                email_id=row.email_id,
-                body=row.body,
-                attempts=row.attempts + 1,
-                created_at=row.created_at,
-            )
-            for row in rows
-        ]
 
     async def _deliver(self, claim: Claim, now: datetime) -> int:
         """Send one claimed reply and record the outcome; 1 if delivered. Never raises: after
@@ -190,9 +124,7 @@ class Outbox:
         except DeliveryError as exc:
             permanent = isinstance(exc, PermanentDeliveryError)
             return await self._failed(claim, str(exc), permanent=permanent, now=now)
-        await self._record(
-            claim, state="delivered", delivered_at=now, next_attempt_at=None, last_error=""
-        )
+        await self._record(claim, ReplyState.DELIVERED, delivered_at=now)
         return 1
 
     async def _failed(self, claim: Claim, error: str, *, permanent: bool, now: datetime) -> int:
@@ -204,7 +136,7 @@ class Outbox:
                 claim.attempts,
                 error,
             )
-            await self._record(claim, state="failed", next_attempt_at=None, last_error=error)
+            await self._record(claim, ReplyState.FAILED, last_error=error)
             return 0
         delay = min(
             self._relay.backoff * 2.0 ** min(claim.attempts - 1, 64), self._relay.max_backoff
@@ -217,29 +149,34 @@ class Outbox:
             delay,
             error,
         )
-        await self._record(
-            claim, state="pending", next_attempt_at=now + timedelta(seconds=delay), last_error=error
-        )
+        retry_at = now + timedelta(seconds=delay)
+        await self._record(claim, ReplyState.PENDING, next_attempt_at=retry_at, last_error=error)
         return 0
 
-    async def _record(self, claim: Claim, *, state: str, **values: object) -> None:
-        async with write_transaction(self._engine) as conn:
-            result = await conn.execute(
-                update(replies)
-                .where(
-                    replies.c.id == claim.id,
-                    replies.c.state == "pending",
-                    replies.c.attempts == claim.attempts,
-                )
-                .values(state=state, **values)
-            )
-        if result.rowcount != 1:
+    async def _record(
+        self,
+        claim: Claim,
+        state: ReplyState,
+        *,
+        next_attempt_at: datetime | None = None,
+        last_error: str = "",
+        delivered_at: datetime | None = None,
+    ) -> None:
+        recorded = await store.record(
+            self._engine,
+            claim,
+            state,
+            next_attempt_at=next_attempt_at,
+            last_error=last_error,
+            delivered_at=delivered_at,
+        )
+        if not recorded:
             log.warning(
                 "outbox: reply %d: claim lost (lease expired?), outcome %s not recorded",
                 claim.id,
-                state,
+                state.value,
             )
             return
-        if state != "pending":
-            self._metrics.reply_state(state)
+        if state is not ReplyState.PENDING:
+            self._metrics.reply_state(state.value)
         self._changes.publish(["replies"])

@@ -179,3 +179,24 @@ class Decision:
     faults_used: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[str, ...] = ()
     tracker: str = ""  # the request's tracker as stored on every SMS
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """How much of an email the core reads (the `[limits]` settings)."""
+
+    max_body_chars: int = 1_000_000
+    max_tags: int = 2100
+    max_value_chars: int = 10_000
+    max_recipients: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One email as the SMTP channel received it and the core read it."""
+
+    raw: bytes  # the message as received, stored as is
+    envelope_from: str  # MAIL FROM, "" for the null sender
+    client_ip: str
+    content: MailContent
+    request: Request | None  # None when the email is not processable (content.reason says why)

@@ -164,11 +164,3 @@ def read_snapshot(conn: Connection, keyid: str, *, lock: bool) -> Account | None
 
 async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account | None:
     return await conn.run_sync(lambda sync: read_snapshot(sync, keyid, lock=lock))
-
-
-# Takes `parts` from the credit only if it covers them: never below zero, whoever races.
-DEBIT = (
-    update(accounts)
-    .where(accounts.c.id == bindparam("account"), accounts.c.credit >= bindparam("parts"))
-    .values(credit=accounts.c.credit - bindparam("parts"))
-)

@@ -1,4 +1,4 @@
-"""Fuzzing the pure path of an email: mime.extract → envoi.parse → request.build → rules.decide.
+"""Fuzzing the pure path of an email: intake.read → outcome.claim_for → outcome.decide.
 
 Whatever the bytes, the path never raises, and what it hands to the store is storable: UTF-8
 encodable text without NUL (PostgreSQL refuses NUL in text; lone surrogates encode nowhere).
@@ -9,6 +9,7 @@ The number of examples comes from a Hypothesis profile: "ci" (2000 each) when CI
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import quopri
 from collections.abc import Sequence
@@ -18,10 +19,16 @@ from typing import TypeVar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.config import LimitsSettings
-from gateway.core import codes, envoi, mime, replies, rules
-from gateway.core import request as requests
-from gateway.core.model import GSM7, UCS2, Account, MailContent, RuleSettings
+from gateway.core import intake, outcome, replies
+from gateway.core.model import (
+    GSM7,
+    UCS2,
+    Account,
+    EmailStatus,
+    MailContent,
+    ReadLimits,
+    RuleSettings,
+)
 
 settings.register_profile(
     "ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -34,7 +41,7 @@ PROFILE = settings.get_profile("ci" if os.environ.get("CI") == "true" else "dev"
 
 _T = TypeVar("_T")
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Paris
-LIMITS = LimitsSettings()  # the shipped body, tag and value bounds
+LIMITS = ReadLimits(max_recipients=20)  # the shipped body, tag and value bounds
 RULES = RuleSettings(max_recipients=20)
 ACCOUNT = Account(
     id=1,
@@ -55,56 +62,53 @@ def storable(value: str) -> bool:
 
 
 def run_the_path(raw: bytes) -> None:
-    """What service._prepare and service._apply compute for one email, with the invariants
-    the store relies on."""
-    content = mime.extract(raw)
+    """What the service hands the writer for one email (intake.read) and what the writer
+    stores of it (outcome.claim_for, outcome.decide), with the invariants the store relies on."""
+    inbound = intake.read(raw, envelope_from="", client_ip="127.0.0.1", limits=LIMITS)
+    content, request = inbound.content, inbound.request
     assert isinstance(content, MailContent)
     for text in (content.from_address, content.subject, content.message_id):
         assert storable(text), text
-    if content.text is None:
-        assert content.reason
-        return
-    parsed = envoi.parse(
-        content.text,
-        max_chars=LIMITS.max_body_chars,
-        max_tags=LIMITS.max_tags,
-        max_value_chars=LIMITS.max_value_chars,
-    )
-    assert len(parsed.fields) <= LIMITS.max_tags
-    assert all(len(value) <= LIMITS.max_value_chars for value in parsed.fields.values())
-    request = requests.build(parsed, content.attachments, max_recipients=RULES.max_recipients)
-    assert storable(request.keyid) and storable(request.email_id)
-    rules.authorise(
-        request.keyid,
-        ACCOUNT,
-        from_address=content.from_address,
-        envelope_from="",
-        client_ip="127.0.0.1",
-    )
-    email_id = request.email_id.strip()[:64] or None
-    assert storable(replies.ack(email_id, codes.ACK_PROCESSED))
-    for given_address in (request.email_ack, request.email_not):
-        address = replies.reply_address(given_address)
-        assert address is None or (address.isascii() and address.strip() == address)
-    if request.refusal is not None:
-        assert request.recipients == ()
-        return
-    assert len(request.recipients) <= RULES.max_recipients
-    decision = rules.decide(request, ACCOUNT, NOW, RULES)
-    assert len(decision.results) == len(request.recipients)
-    sent = [result.sms for result in decision.results if result.sms is not None]
-    assert all((result.sms is not None) == (result.code == 0) for result in decision.results)
-    assert decision.debit == sum(sms.parts for sms in sent) <= ACCOUNT.credit
-    for sms in sent:
+    if request is None:
+        assert content.text is None and content.reason
+    else:
+        assert storable(request.keyid) and storable(request.email_id)
+        assert len(request.recipients) <= LIMITS.max_recipients
+        assert request.refusal is None or request.recipients == ()
+        # The same request from the demo account with a valid emailId: every request's
+        # recipients are judged, whatever its own keyid, From: and emailId say.
+        authorised = dataclasses.replace(
+            inbound,
+            content=dataclasses.replace(content, from_address="app@example.com"),
+            request=dataclasses.replace(request, keyid=ACCOUNT.keyid, email_id="1"),
+        )
+        assert outcome.claim_for(authorised, ACCOUNT) == "1"
+        check_outcome(outcome.decide(authorised, ACCOUNT, claimed=True, now=NOW, settings=RULES))
+    account = ACCOUNT if outcome.account_key(inbound) == ACCOUNT.keyid else None
+    claim = outcome.claim_for(inbound, account)
+    assert claim is None or (claim.isdigit() and len(claim) <= 64)
+    for claimed in (True, False) if claim is not None else (False,):
+        check_outcome(outcome.decide(inbound, account, claimed=claimed, now=NOW, settings=RULES))
+
+
+def check_outcome(result: outcome.Outcome) -> None:
+    """What the writer stores is storable, and the SMS, debit and codes agree."""
+    assert result.status in EmailStatus
+    for text in (result.reason, result.keyid or "", result.email_id or "", result.tracker):
+        assert storable(text)
+    assert len(result.keyid or "") <= 64 and len(result.email_id or "") <= 64
+    assert len(result.tracker) <= 50
+    assert len(result.results) <= LIMITS.max_recipients
+    assert all((r.sms is not None) == (r.code == 0) for r in result.results)
+    assert result.debit == sum(sms.parts for sms in result.sms) <= ACCOUNT.credit
+    for sms in result.sms:
         assert sms.parts >= 1 and sms.encoding in (GSM7, UCS2)
         assert storable(sms.text) and storable(sms.to) and storable(sms.sender)
-    assert storable(decision.tracker) and len(decision.tracker) <= 50
-    report = replies.not_report(
-        email_id, [(r.tel, r.code) for r in decision.results], numbered=request.numbered
-    )
-    assert storable(report)
-    replies.encode(report)
-    for warning in decision.warnings:
+    for reply in result.replies:
+        assert reply.to.isascii() and reply.to.strip() == reply.to
+        assert storable(reply.body)
+        replies.encode(reply.body)
+    for warning in result.warnings:
         assert storable(warning)
 
 

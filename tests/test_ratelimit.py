@@ -1,9 +1,9 @@
-"""The writer's per-process rate limiter."""
+"""The per-process rate limiter."""
 
 from __future__ import annotations
 
 from gateway.core.model import Account
-from gateway.service import RateLimiter
+from gateway.ratelimit import RateLimiter
 
 LIMITED = Account(id=1, keyid="k", rate_limit=5)
 

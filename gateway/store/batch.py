@@ -1,0 +1,294 @@
+"""One batch of emails in one write transaction, whatever the database: each account read once,
+the core asked about each email in turn, the rows of the whole batch written once at the end.
+
+A database plugs in its `Statements` (sqlite_writer.py, postgres_writer.py) and the way it
+runs a transaction (`BatchWriter._transaction`); everything else here is the same for both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import String, bindparam, select, update
+
+from gateway.core import codes, outcome
+from gateway.core.model import (
+    Account,
+    Channel,
+    EmailStatus,
+    Fault,
+    Inbound,
+    ReplyState,
+    RuleSettings,
+    SmsState,
+)
+from gateway.core.outcome import Outcome
+from gateway.errors import ProcessingError
+from gateway.ratelimit import RateLimiter
+from gateway.store.tables import accounts, emails, faults
+
+Row = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a channel answers from once the email is committed: its row in `emails`, its
+    status and each recipient's code in request order. Only this leaves the writer: the
+    whole Outcome (hundreds of SMS) costs the event loop more to free than to build."""
+
+    email_row: int
+    status: EmailStatus
+    codes: tuple[int, ...]
+
+
+class Statements(Protocol):
+    """What one database runs inside a batch's write transaction."""
+
+    def lock_accounts(self, keyids: Sequence[str]) -> None:
+        """Hold the rows of these accounts until the commit, taken in id order."""
+
+    def account(self, keyid: str) -> Account | None:
+        """The account as the rules see it, held until the commit."""
+
+    def active_faults(self) -> list[Fault]:
+        """The faults with uses left, in id order, held until the commit."""
+
+    def claim(self, account_id: int, email_id: str) -> bool:
+        """Claim the emailId for the account; False when it was claimed before."""
+
+    def insert_email(self, row: Row) -> int:
+        """Insert the email's row; its id."""
+
+    def insert_sms(self, rows: Sequence[Row]) -> None: ...
+
+    def insert_replies(self, rows: Sequence[Row]) -> None: ...
+
+    def debit(self, account_id: int, parts: int) -> bool:
+        """Take `parts` from the credit if it covers them; False (nothing taken) otherwise."""
+
+    def spend_faults(self, used: Mapping[int, int]) -> None: ...
+
+
+# The Core statements both databases run as they are.
+ACTIVE_FAULTS = (
+    select(faults.c.id, faults.c.code, faults.c.remaining, faults.c.number, faults.c.keyid)
+    .where(faults.c.remaining > 0)
+    .order_by(faults.c.id)
+)
+SPEND_FAULT = (
+    update(faults)
+    .where(faults.c.id == bindparam("fault"))
+    .values(remaining=faults.c.remaining - bindparam("used"))
+)
+# Takes `parts` from the credit only if it covers them: never below zero, whoever races.
+DEBIT = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account"), accounts.c.credit >= bindparam("parts"))
+    .values(credit=accounts.c.credit - bindparam("parts"))
+)
+# What an email row keeps of the strings it is given: the column's length (tables.py).
+_EMAIL_LENGTHS = {
+    c.name: c.type.length for c in emails.c if isinstance(c.type, String) and c.type.length
+}
+
+
+def fault_from_row(row: Any) -> Fault:
+    return Fault(
+        id=row.id, code=row.code, remaining=row.remaining, number=row.number, keyid=row.keyid
+    )
+
+
+class BatchWriter(ABC):
+    """Applies a batch in one transaction of its database; what a rolled-back batch spent
+    of the rate limit is given back (nothing of it was sent)."""
+
+    def __init__(self, rules: RuleSettings, reply_state: ReplyState) -> None:
+        self._rules = rules
+        self._reply_state = reply_state
+        self._limiter = RateLimiter()
+
+    async def apply(self, batch: Sequence[Inbound], now: datetime) -> list[Written]:
+        saved = self._limiter.checkpoint()
+        try:
+            return await self._transaction(
+                lambda db: apply_batch(
+                    db, batch, now, self._rules, self._limiter, self._reply_state
+                )
+            )
+        except Exception:
+            self._limiter.restore(saved)
+            raise
+
+    @abstractmethod
+    async def _transaction(self, work: Callable[[Statements], T]) -> T:
+        """Run `work` inside one write transaction and commit it; raise if anything failed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the writer holds of its own (threads, connections)."""
+
+
+def apply_batch(
+    db: Statements,
+    batch: Sequence[Inbound],
+    now: datetime,
+    rules: RuleSettings,
+    limiter: RateLimiter,
+    reply_state: ReplyState,
+) -> list[Written]:
+    """Inside the batch's transaction; raises if any email fails (all of it then rolls back)."""
+    # Each email holds its account anyway; taken one by one in the batch's order, two
+    # replicas whose batches hold the same accounts in another order would deadlock.
+    db.lock_accounts(sorted({key for key in map(outcome.account_key, batch) if key}))
+    book = _Book(db, now, rules, limiter, reply_state)
+    written = [book.apply(inbound) for inbound in batch]
+    book.flush()
+    return written
+
+
+class _Book:
+    """What one batch reads once and writes once: the account snapshots and active faults
+    (kept up to date as emails spend them), and the SMS, replies, debits and fault uses."""
+
+    def __init__(
+        self,
+        db: Statements,
+        now: datetime,
+        rules: RuleSettings,
+        limiter: RateLimiter,
+        reply_state: ReplyState,
+    ) -> None:
+        self._db = db
+        self._now = now
+        self._rules = rules
+        self._limiter = limiter
+        self._reply_state = reply_state.value
+        self._faults = {fault.id: fault for fault in db.active_faults()}
+        self._active = tuple(self._faults.values())
+        self._accounts: dict[str, Account | None] = {}
+        self._debits: dict[int, int] = {}
+        self._spent: dict[int, int] = {}
+        self._sms: list[Row] = []
+        self._replies: list[Row] = []
+
+    def apply(self, inbound: Inbound) -> Written:
+        key = outcome.account_key(inbound)
+        account = self._account(key) if key else None
+        email_id = outcome.claim_for(inbound, account)
+        claimed = (
+            email_id is not None and account is not None and self._db.claim(account.id, email_id)
+        )
+        result = outcome.decide(
+            inbound,
+            account,
+            claimed=claimed,
+            now=self._now,
+            settings=self._rules,
+            faults=self._active,
+            rate_budget=self._limiter.budget(account) if account is not None else None,
+        )
+        email_row = self._db.insert_email(self._email_row(inbound, result))
+        self._replies.extend(
+            {
+                "email_row": email_row,
+                "kind": reply.kind.value,
+                "to": reply.to,
+                "email_id": result.email_id,
+                "body": reply.body,
+                "state": self._reply_state,
+                "attempts": 0,
+                "next_attempt_at": None,
+                "last_error": "",
+                "created_at": self._now,
+                "delivered_at": None,
+            }
+            for reply in result.replies
+        )
+        if account is not None and result.status is EmailStatus.PROCESSED:
+            self._decided(account, result, email_row)
+        return Written(email_row, result.status, tuple(r.code for r in result.results))
+
+    def _account(self, keyid: str) -> Account | None:
+        if keyid not in self._accounts:
+            self._accounts[keyid] = self._db.account(keyid)
+        return self._accounts[keyid]
+
+    def _email_row(self, inbound: Inbound, result: Outcome) -> Row:
+        content = inbound.content
+        row: Row = {
+            "received_at": self._now,
+            "status": result.status.value,
+            "reason": result.reason,
+            "code": result.code,
+            "email_id": result.email_id,
+            "account_id": result.account_id,
+            "keyid": result.keyid,
+            "sender": content.from_address,
+            "envelope_from": inbound.envelope_from,
+            "client_ip": inbound.client_ip,
+            "message_id": content.message_id,
+            "subject": content.subject,
+            "results": [
+                {"tel": r.tel, "code": r.code, "message": codes.message(r.code)}
+                for r in result.results
+            ],
+            "warnings": list(result.warnings),
+            "raw": inbound.raw,
+        }
+        for name, length in _EMAIL_LENGTHS.items():
+            value = row[name]
+            if value is not None and len(value) > length:
+                row[name] = value[:length]
+        return row
+
+    def _decided(self, account: Account, result: Outcome, email_row: int) -> None:
+        """Record what a decided email sends and spends, and what the next emails see of it."""
+        self._sms.extend(
+            {
+                "email_row": email_row,
+                "account_id": account.id,
+                "to": sms.to,
+                "sender": sms.sender,
+                "text": sms.text,
+                "parts": sms.parts,
+                "encoding": sms.encoding,
+                "tracker": sms.tracker,
+                "email_id": result.email_id,
+                "created_at": self._now,
+                "channel": Channel.MAIL.value,
+                "state": SmsState.SENT.value,
+                "due_at": None,
+            }
+            for sms in result.sms
+        )
+        if result.debit:
+            self._limiter.spend(account, result.debit)
+            self._accounts[account.keyid] = dataclasses.replace(
+                account, credit=account.credit - result.debit
+            )
+            self._debits[account.id] = self._debits.get(account.id, 0) + result.debit
+        if result.faults_used:
+            for fault_id, used in result.faults_used.items():
+                fault = self._faults[fault_id]
+                self._faults[fault_id] = dataclasses.replace(
+                    fault, remaining=fault.remaining - used
+                )
+                self._spent[fault_id] = self._spent.get(fault_id, 0) + used
+            self._active = tuple(f for f in self._faults.values() if f.remaining > 0)
+
+    def flush(self) -> None:
+        if self._sms:
+            self._db.insert_sms(self._sms)
+        if self._replies:
+            self._db.insert_replies(self._replies)
+        for account_id, parts in self._debits.items():
+            if not self._db.debit(account_id, parts):
+                raise ProcessingError("credit changed under the batch; it will be retried")
+        if self._spent:
+            self._db.spend_faults(self._spent)

@@ -1,0 +1,184 @@
+"""The writer on SQLite: batches in one dedicated thread, the per-email rows straight to the
+sqlite3 driver with the statements and bind conversions SQLAlchemy derives from tables.py.
+
+Why: SQLite writes one transaction at a time anyway, and most of an email's cost was
+SQLAlchemy's per-statement work and aiosqlite's thread hand-offs (bench/). Here a whole batch
+costs one hand-off; the rows of each email (emailId claim, email, SMS, replies) go to the
+driver as plain values; the per-batch reads and updates stay Core statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Table, create_engine
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from gateway.core.model import Account, Fault, ReplyState, RuleSettings
+from gateway.store import accounts
+from gateway.store.batch import (
+    ACTIVE_FAULTS,
+    DEBIT,
+    SPEND_FAULT,
+    BatchWriter,
+    Row,
+    Statements,
+    fault_from_row,
+)
+from gateway.store.engine import WRITE, tune_sqlite
+from gateway.store.tables import email_ids, emails, replies, sms
+
+T = TypeVar("T")
+_UNSEEN = object()
+
+
+class DriverInsert:
+    """An INSERT of every column of a table but its generated id, for the sqlite3 driver:
+    the SQL and the column order as SQLAlchemy compiles them, and each column's bind
+    conversion (aware datetimes → UTC text, JSON → text) as its type in tables.py defines it."""
+
+    def __init__(self, table: Table, dialect: Dialect, *, ignore_conflict: bool = False) -> None:
+        names = [c.name for c in table.c if c is not table.autoincrement_column]
+        statement = sqlite.insert(table)
+        if ignore_conflict:
+            statement = statement.on_conflict_do_nothing()
+        compiled = statement.compile(dialect=dialect, column_keys=names)
+        self.sql = str(compiled)
+        self.columns: tuple[str, ...] = tuple(compiled.positiontup or ())
+        assert sorted(self.columns) == sorted(names), (self.columns, names)
+        self._conversions = [
+            _Conversion(index, process, _immutable(table.c[name].type))
+            for index, name in enumerate(self.columns)
+            if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            is not None
+        ]
+
+    def values(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """The rows as the driver takes them, a tuple of values in the SQL's column order.
+        Built column by column and zipped: tuples of plain values leave the garbage
+        collector's watch, lists never do (a batch holds thousands of rows)."""
+        by_column = [[row[name] for row in rows] for name in self.columns]
+        for conversion in self._conversions:
+            by_column[conversion.index] = conversion.apply(by_column[conversion.index])
+        return list(zip(*by_column, strict=True))
+
+
+@dataclass(slots=True)
+class _Conversion:
+    index: int
+    process: Callable[[Any], Any]
+    immutable: bool  # a value of this column is never changed in place: reuse its conversion
+    last: tuple[Any, Any] = (_UNSEEN, None)
+
+    def apply(self, values: list[Any]) -> list[Any]:
+        # The rows of a batch share one instant (its `now`): converted once, not per row.
+        process = self.process
+        seen, converted = self.last if self.immutable else (_UNSEEN, None)
+        out = []
+        for value in values:
+            if value is not seen:
+                seen, converted = value, process(value)
+            out.append(converted)
+        if self.immutable:
+            self.last = (seen, converted)
+        return out
+
+
+def _immutable(column_type: TypeEngine[Any]) -> bool:
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        return False
+    return python_type in (datetime, str, bytes, int, float, bool)
+
+
+class _Inserts:
+    def __init__(self, dialect: Dialect) -> None:
+        self.claim = DriverInsert(email_ids, dialect, ignore_conflict=True)
+        self.email = DriverInsert(emails, dialect)
+        self.sms = DriverInsert(sms, dialect)
+        self.replies = DriverInsert(replies, dialect)
+
+
+class SqliteStatements:
+    """The batch's statements on SQLite. Its write transaction (BEGIN IMMEDIATE) already
+    excludes every other writer: nothing needs a row lock."""
+
+    def __init__(self, conn: Connection, inserts: _Inserts) -> None:
+        self._conn = conn
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        self._driver = driver
+        self._inserts = inserts
+
+    def lock_accounts(self, keyids: Sequence[str]) -> None:
+        return None
+
+    def account(self, keyid: str) -> Account | None:
+        return accounts.read_snapshot(self._conn, keyid, lock=False)
+
+    def active_faults(self) -> list[Fault]:
+        return [fault_from_row(row) for row in self._conn.execute(ACTIVE_FAULTS)]
+
+    def claim(self, account_id: int, email_id: str) -> bool:
+        insert = self._inserts.claim
+        (values,) = insert.values([{"account_id": account_id, "email_id": email_id}])
+        return bool(self._driver.execute(insert.sql, values).rowcount == 1)
+
+    def insert_email(self, row: Row) -> int:
+        insert = self._inserts.email
+        email_row = self._driver.execute(insert.sql, insert.values([row])[0]).lastrowid
+        assert email_row is not None
+        return email_row
+
+    def insert_sms(self, rows: Sequence[Row]) -> None:
+        self._driver.executemany(self._inserts.sms.sql, self._inserts.sms.values(rows))
+
+    def insert_replies(self, rows: Sequence[Row]) -> None:
+        self._driver.executemany(self._inserts.replies.sql, self._inserts.replies.values(rows))
+
+    def debit(self, account_id: int, parts: int) -> bool:
+        return self._conn.execute(DEBIT, {"account": account_id, "parts": parts}).rowcount == 1
+
+    def spend_faults(self, used: Mapping[int, int]) -> None:
+        self._conn.execute(SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
+
+
+class SqliteWriter(BatchWriter):
+    """Each batch in one transaction on a plain pysqlite connection, in one dedicated thread."""
+
+    def __init__(self, url: URL, rules: RuleSettings, reply_state: ReplyState) -> None:
+        super().__init__(rules, reply_state)
+        self._engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=StaticPool,
+        )
+        tune_sqlite(self._engine)
+        self._inserts = _Inserts(self._engine.dialect)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mail2sms-sqlite")
+
+    async def _transaction(self, work: Callable[[Statements], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._in_thread, work)
+
+    def _in_thread(self, work: Callable[[Statements], T]) -> T:
+        with self._engine.connect() as connection:
+            connection = connection.execution_options(**{WRITE: True})
+            with connection.begin():
+                return work(SqliteStatements(connection, self._inserts))
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self._engine.dispose()

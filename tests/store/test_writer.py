@@ -1,0 +1,269 @@
+"""The writer: one batch in one transaction, the same rows on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, create_engine, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config import AccountSettings
+from gateway.core import intake
+from gateway.core.model import EmailStatus, Inbound, ReadLimits, ReplyState, RuleSettings
+from gateway.store import accounts as account_store
+from gateway.store import migrate
+from gateway.store.engine import make_engine, write_transaction
+from gateway.store.postgres_writer import PostgresWriter
+from gateway.store.sqlite_writer import DriverInsert, SqliteWriter
+from gateway.store.tables import accounts, email_ids, emails, faults, metadata, replies, sms
+from gateway.store.writer import Writer, Written, open_writer
+
+NOW = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=UTC)  # a Tuesday, 10:00 in Paris
+RULES = RuleSettings(max_recipients=3)
+LIMITS = ReadLimits(max_recipients=3)
+ACCOUNTS = (
+    AccountSettings(
+        keyid="demo",
+        login="demo",
+        password="demo",
+        domains=("example.com",),
+        credit=1000,
+        senders=("MaSociete",),
+        blacklist=("0601020309",),
+    ),
+    AccountSettings(keyid="poor", login="poor", password="poor", domains=("poor.test",), credit=2),
+)
+
+
+def mail(envoi: str, *, sender: str = "app@example.com", html: bool = False) -> bytes:
+    kind = "text/html" if html else "text/plain"
+    return (
+        f"From: {sender}\r\nTo: sendsms@isendpro-api.com\r\nSubject: s\r\n"
+        f"Message-ID: <{abs(hash(envoi))}@test>\r\nContent-Type: {kind}; charset=utf-8\r\n\r\n"
+        f"<envoi>{envoi}</envoi>\r\n"
+    ).encode()
+
+
+def inbound(envoi: str, *, sender: str = "app@example.com", html: bool = False) -> Inbound:
+    raw = mail(envoi, sender=sender, html=html)
+    return intake.read(raw, envelope_from=sender, client_ip="127.0.0.1", limits=LIMITS)
+
+
+REPLIES = "<emailAck>ack@example.com</emailAck><emailNot>not@example.com</emailNot>"
+# Every rung of the ladder, emails of two accounts, a fault, a debit cut short by the credit.
+BATCH = (
+    inbound("<keyid>demo</keyid><num>0601020304</num><sms>x</sms>", html=True),
+    inbound("<keyid>nope</keyid><num>0601020304</num><emailId>1</emailId>"),
+    inbound("<keyid>demo</keyid><num>0601020304</num><emailId>1</emailId>", sender="a@b.test"),
+    inbound(f"<keyid>demo</keyid><num>0601020304</num>{REPLIES}"),
+    inbound(
+        "<keyid>demo</keyid><num1>0601020304</num1><num2>0601020309</num2>"
+        "<num3>0601020305</num3><sms>Bonjour Ö à vous €</sms><emetteur>MaSociete</emetteur>"
+        f"<tracker>t-1</tracker><nostop>1</nostop><emailId>7</emailId>{REPLIES}"
+    ),
+    inbound(f"<keyid>demo</keyid><num>0601020306</num><emailId>7</emailId>{REPLIES}"),
+    inbound(
+        "<keyid>demo</keyid><num1>0601020304</num1><num2>0601020305</num2>"
+        f"<num3>0601020306</num3><num4>0601020307</num4><emailId>8</emailId>{REPLIES}"
+    ),
+    inbound(
+        "<keyid>poor</keyid><num1>0601020304</num1><num2>0601020305</num2>"
+        "<num3>0601020306</num3><emailId>1</emailId>"
+        "<emailAck>a@x.test, b@y.test</emailAck><emailNot>not@poor.test</emailNot>",
+        sender="app@poor.test",
+    ),
+)
+
+
+async def prepared(url: str) -> AsyncEngine:
+    """The database at head, with the two accounts and a fault that forces one recipient."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        await migrate.upgrade(engine)
+    async with write_transaction(engine) as conn:
+        await account_store.seed(conn, ACCOUNTS, NOW)
+        await conn.execute(
+            insert(faults).values(code=22, remaining=1, number="0601020305", created_at=NOW)
+        )
+    return engine
+
+
+async def apply(engine: AsyncEngine, batch: Sequence[Inbound]) -> list[Written]:
+    writer = open_writer(engine, RULES, ReplyState.PENDING)
+    try:
+        return await writer.apply(batch, NOW)
+    finally:
+        writer.close()
+
+
+async def stored_rows(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table the writer touches, without the generated ids: an account by
+    its keyid, an email by its place among the emails."""
+    async with engine.connect() as conn:
+        keyids = dict((await conn.execute(select(accounts.c.id, accounts.c.keyid))).all())
+        email_rows = (await conn.execute(select(emails.c.id).order_by(emails.c.id))).scalars()
+        place = {row: n for n, row in enumerate(email_rows)}
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for table in (accounts, emails, email_ids, sms, replies, faults):
+            order = list(table.primary_key.columns)
+            rows = (await conn.execute(select(table).order_by(*order))).mappings()
+            tables[table.name] = [normalised(table, dict(row), keyids, place) for row in rows]
+    return tables
+
+
+def normalised(
+    table: Table, row: dict[str, Any], keyids: dict[int, str], place: dict[int, int]
+) -> dict[str, Any]:
+    if table.autoincrement_column is not None:
+        del row[table.autoincrement_column.name]
+    if "account_id" in row and row["account_id"] is not None:
+        row["account_id"] = keyids[row["account_id"]]
+    if "email_row" in row:
+        row["email_row"] = place[row["email_row"]]
+    return row
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = await prepared(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def postgres_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = await prepared(postgres_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_sqlite_and_postgresql_write_the_same_rows(
+    sqlite_engine: AsyncEngine, postgres_engine: AsyncEngine
+) -> None:
+    on_sqlite = await apply(sqlite_engine, BATCH)
+    on_postgres = await apply(postgres_engine, BATCH)
+    assert [(w.status, w.codes) for w in on_sqlite] == [(w.status, w.codes) for w in on_postgres]
+    rows = await stored_rows(sqlite_engine)
+    assert rows == await stored_rows(postgres_engine)
+    # The batch is the one described: every table got rows of each kind.
+    assert [w.status for w in on_sqlite] == [
+        EmailStatus.NOT_PROCESSED,
+        EmailStatus.REFUSED,
+        EmailStatus.REFUSED,
+        EmailStatus.REFUSED,
+        EmailStatus.PROCESSED,
+        EmailStatus.DUPLICATE,
+        EmailStatus.PROCESSED,
+        EmailStatus.PROCESSED,
+    ]
+    assert (len(rows["sms"]), len(rows["replies"]), len(rows["email_ids"])) == (3, 7, 3)
+    assert [(a["keyid"], a["credit"]) for a in rows["accounts"]] == [("demo", 999), ("poor", 0)]
+    assert [f["remaining"] for f in rows["faults"]] == [0]
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("sqlite+aiosqlite:///{tmp}/k.db", SqliteWriter),
+        ("postgresql+asyncpg://u@127.0.0.1:1/db", PostgresWriter),
+    ],
+    ids=["sqlite", "postgresql"],
+)
+async def test_the_writer_is_chosen_by_the_database(
+    url: str, kind: type[Writer], tmp_path: Path
+) -> None:
+    engine = make_engine(url.format(tmp=tmp_path))
+    writer = open_writer(engine, RULES, ReplyState.KEPT)
+    try:
+        assert isinstance(writer, kind)
+    finally:
+        writer.close()
+        await engine.dispose()
+
+
+async def test_a_rolled_back_batch_gives_its_rate_limit_tokens_back(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    async with write_transaction(sqlite_engine) as conn:
+        await conn.execute(accounts.update().values(rate_limit=1))
+    one = inbound("<keyid>demo</keyid><num>0601020304</num><emailId>1</emailId>")
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT)
+    database = str(tmp_path / "w.db")
+    try:
+        with contextlib.closing(sqlite3.connect(database)) as db, db:
+            db.execute(
+                "CREATE TRIGGER no_sms BEFORE INSERT ON sms BEGIN SELECT RAISE(ABORT, 'x'); END"
+            )
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.apply([one], NOW)
+        with contextlib.closing(sqlite3.connect(database)) as db, db:
+            db.execute("DROP TRIGGER no_sms")
+        (written,) = await writer.apply([one], NOW)
+    finally:
+        writer.close()
+    assert written.codes == (0,)
+
+
+@pytest.mark.parametrize("table", [emails, sms, replies], ids=lambda t: t.name)
+def test_driver_rows_are_the_rows_sqlalchemy_writes(table: Table, tmp_path: Path) -> None:
+    """The same row inserted by SQLAlchemy Core and by the driver is stored alike, value for
+    value and type for type (timestamps and JSON as text), every column but the id."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    metadata.create_all(engine)
+    row = {column.name: SAMPLE[column.name] for column in table.c if column.name != "id"}
+    driver_insert = DriverInsert(table, engine.dialect)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [row])
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.execute(driver_insert.sql, driver_insert.values([row])[0])
+    columns = [c.name for c in table.c if c.name != "id"]
+    select_each = ", ".join(f'"{name}", typeof("{name}")' for name in columns)
+    with contextlib.closing(sqlite3.connect(tmp_path / "d.db")) as db:
+        by_core, by_driver = db.execute(f"SELECT {select_each} FROM {table.name}").fetchall()
+    engine.dispose()
+    assert by_core == by_driver
+    assert set(driver_insert.columns) == set(columns)
+
+
+SAMPLE: dict[str, Any] = {
+    "received_at": NOW,
+    "created_at": NOW,
+    "next_attempt_at": None,
+    "delivered_at": None,
+    "status": "processed",
+    "reason": "r",
+    "code": None,
+    "email_id": "1",
+    "account_id": 1,
+    "keyid": "demo",
+    "sender": "a@example.com",
+    "envelope_from": "",
+    "client_ip": "127.0.0.1",
+    "message_id": "<m@x>",
+    "subject": "é",
+    "results": [{"tel": "0601020304", "code": 0, "message": "Votre message a bien été envoyé"}],
+    "warnings": ["w"],
+    "raw": b"\x00raw\xff",
+    "email_row": 1,
+    "to": "0601020304",
+    "text": "Bonjour\r\nSTOP",
+    "parts": 1,
+    "encoding": "gsm7",
+    "tracker": "t",
+    "channel": "http",
+    "due_at": NOW,
+    "kind": "ack",
+    "body": "<xml/>",
+    "state": "pending",
+    "attempts": 0,
+    "last_error": "",
+    "id": None,
+}
