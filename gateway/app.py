@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Coroutine
@@ -95,6 +96,7 @@ class Gateway:
             self.service, self.settings.smtp, functools.partial(accounts.password_for, self.engine)
         )
         self._closers.append(smtp_server)
+        self.web = dataclasses.replace(self.web, send=self.service.apply)
         http_server, http_task, self.http_port = await start_http(self.web)
         self._http_server = http_server
         self._http_task = http_task

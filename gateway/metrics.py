@@ -26,6 +26,12 @@ class Metrics:
             ["state"],
             registry=self.registry,
         )
+        self.http_calls = Counter(
+            "mail2sms_http_calls",
+            "Sends over the provider's HTTP API by outcome",
+            ["status"],
+            registry=self.registry,
+        )
         self.processing = Histogram(
             "mail2sms_processing_seconds",
             "From end of DATA to the durable commit of the email",
@@ -35,6 +41,12 @@ class Metrics:
 
     def email_done(self, status: str, codes: Iterable[int], seconds: float) -> None:
         self.emails.labels(status).inc()
+        for code, count in Tally(codes).items():
+            self.sms.labels(str(code)).inc(count)
+        self.processing.observe(seconds)
+
+    def http_call_done(self, status: str, codes: Iterable[int], seconds: float) -> None:
+        self.http_calls.labels(status).inc()
         for code, count in Tally(codes).items():
             self.sms.labels(str(code)).inc(count)
         self.processing.observe(seconds)

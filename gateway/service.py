@@ -20,7 +20,7 @@ from datetime import datetime
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.core import intake
-from gateway.core.model import Inbound, ReadLimits
+from gateway.core.model import HttpCall, Intake, ReadLimits
 from gateway.errors import ProcessingError
 from gateway.events import Changes
 from gateway.metrics import Metrics
@@ -33,7 +33,7 @@ MAX_BATCH = 64
 
 @dataclass(slots=True)
 class _Job:
-    inbound: Inbound
+    inbound: Intake
     started: float
     future: asyncio.Future[Written]
 
@@ -88,7 +88,7 @@ class Service:
         )
         return await self.apply(inbound, started=started)
 
-    async def apply(self, inbound: Inbound, *, started: float | None = None) -> Written:
+    async def apply(self, inbound: Intake, *, started: float | None = None) -> Written:
         """Queue what a channel read for the writer; returns once it is committed."""
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         began = time.perf_counter() if started is None else started
@@ -102,7 +102,7 @@ class Service:
             results = list(await self._writer.apply([job.inbound for job in batch], now))
         except Exception as exc:
             if len(batch) == 1:
-                log.exception("email from %s could not be applied", batch[0].inbound.envelope_from)
+                log.exception("%s could not be applied", _origin(batch[0].inbound))
                 results = [exc]
             else:
                 results = [await self._apply_alone(job, now) for job in batch]
@@ -112,7 +112,11 @@ class Service:
             if job.future.done():
                 continue
             if isinstance(result, Written):
-                self._metrics.email_done(result.status, result.codes, finished - job.started)
+                elapsed = finished - job.started
+                if isinstance(job.inbound, HttpCall):
+                    self._metrics.http_call_done(result.status, result.codes, elapsed)
+                else:
+                    self._metrics.email_done(result.status, result.codes, elapsed)
                 job.future.set_result(result)
             else:
                 job.future.set_exception(ProcessingError("the email could not be applied"))
@@ -121,6 +125,12 @@ class Service:
         try:
             (written,) = await self._writer.apply([job.inbound], now)
         except Exception as exc:
-            log.exception("email from %s could not be applied", job.inbound.envelope_from)
+            log.exception("%s could not be applied", _origin(job.inbound))
             return exc
         return written
+
+
+def _origin(item: Intake) -> str:
+    if isinstance(item, HttpCall):
+        return f"HTTP API call from {item.client_ip}"
+    return f"email from {item.envelope_from}"

@@ -34,6 +34,13 @@ def response_schema(path: str, method: str, status: int) -> dict[str, Any]:
     return closed
 
 
+# Where SPEC §15 decides against the document: codes in send answers are strings, as the
+# document's own examples show ("code": "0"), though its SMSReponse schema says integer.
+SPEC_DECIDES: dict[str, dict[str, Any]] = {
+    "#/components/schemas/SMSReponse_etat_etat": {"code": {"type": "string"}},
+}
+
+
 def _closed(node: Any) -> Any:
     if isinstance(node, list):
         return [_closed(item) for item in node]
@@ -43,7 +50,10 @@ def _closed(node: Any) -> Any:
         target: Any = document()
         for part in node["$ref"].removeprefix("#/").split("/"):
             target = target[part]
-        return _closed(target)
+        resolved = _closed(target)
+        for name, schema in SPEC_DECIDES.get(node["$ref"], {}).items():
+            resolved["properties"][name] = schema
+        return resolved
     inlined = {key: _closed(value) for key, value in node.items() if key != "example"}
     if "properties" in inlined:
         inlined.setdefault("additionalProperties", False)

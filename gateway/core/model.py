@@ -200,3 +200,15 @@ class Inbound:
     client_ip: str
     content: MailContent
     request: Request | None  # None when the email is not processable (content.reason says why)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """One send over the provider's HTTP API (SPEC §15) as its channel read it."""
+
+    request: Request  # channel HTTP: no emailId, no replies
+    client_ip: str
+
+
+# What a channel hands to the pipeline.
+Intake = Inbound | HttpCall

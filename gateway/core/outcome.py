@@ -33,7 +33,9 @@ from gateway.core.model import (
     Account,
     EmailStatus,
     Fault,
+    HttpCall,
     Inbound,
+    Intake,
     ReplyKind,
     Request,
     Result,
@@ -76,9 +78,9 @@ class Outcome:
         return tuple(r.sms for r in self.results if r.sms is not None)
 
 
-def account_key(inbound: Inbound) -> str:
-    """The keyid whose account the writer reads for this email ("" when there is none)."""
-    return inbound.request.keyid.strip() if inbound.request is not None else ""
+def account_key(item: Intake) -> str:
+    """The keyid whose account the writer reads for this email or call ("" when none)."""
+    return item.request.keyid.strip() if item.request is not None else ""
 
 
 def claim_for(inbound: Inbound, account: Account | None) -> str | None:
@@ -173,6 +175,37 @@ def decide(
         keyid=keyid,
         account_id=account_id,
         email_id=stored_id,
+    )
+
+
+def decide_call(
+    call: HttpCall,
+    account: Account | None,
+    *,
+    now: datetime,
+    settings: RuleSettings,
+    faults: Sequence[Fault] = (),
+    rate_budget: int | None = None,
+) -> Outcome:
+    """The outcome of one HTTP API send: authorised by the keyid and the client's IP (1, 3,
+    14: refused, nothing sent, the channel answers a general error), then each number judged
+    by the same rules as mail. No emailId, no replies: the HTTP answer is the report."""
+    request = call.request
+    keyid = request.keyid.strip()
+    refusal = rules.authorise_key(keyid, account, client_ip=call.client_ip)
+    if refusal is not None or account is None:
+        code = refusal if refusal is not None else codes.BAD_CREDENTIALS
+        return Outcome(EmailStatus.REFUSED, reason=codes.message(code), code=code)
+    decision = rules.decide(request, account, now, settings, faults=faults, rate_budget=rate_budget)
+    return Outcome(
+        EmailStatus.PROCESSED,
+        results=decision.results,
+        warnings=decision.warnings,
+        tracker=decision.tracker,
+        debit=decision.debit,
+        faults_used=decision.faults_used,
+        keyid=keyid[:64],
+        account_id=account.id,
     )
 
 

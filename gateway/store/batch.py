@@ -22,7 +22,9 @@ from gateway.core.model import (
     Channel,
     EmailStatus,
     Fault,
+    HttpCall,
     Inbound,
+    Intake,
     ReplyState,
     RuleSettings,
     SmsState,
@@ -38,13 +40,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What a channel answers from once the email is committed: its row in `emails`, its
-    status and each recipient's code in request order. Only this leaves the writer: the
-    whole Outcome (hundreds of SMS) costs the event loop more to free than to build."""
+    """What a channel answers from once the email or call is committed: its row in `emails`
+    (None for an HTTP call), its status and each recipient's code in request order, with the
+    SMS parts each one cost; `code` is a refusal's (1, 3, 14, 30). Only this leaves the
+    writer: the whole Outcome (hundreds of SMS) costs the event loop more to free than to
+    build."""
 
-    email_row: int
+    email_row: int | None
     status: EmailStatus
     codes: tuple[int, ...]
+    parts: tuple[int, ...] = ()
+    code: int | None = None
 
 
 class Statements(Protocol):
@@ -113,7 +119,7 @@ class BatchWriter(ABC):
         self._reply_state = reply_state
         self._limiter = RateLimiter()
 
-    async def apply(self, batch: Sequence[Inbound], now: datetime) -> list[Written]:
+    async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         saved = self._limiter.checkpoint()
         try:
             return await self._transaction(
@@ -136,7 +142,7 @@ class BatchWriter(ABC):
 
 def apply_batch(
     db: Statements,
-    batch: Sequence[Inbound],
+    batch: Sequence[Intake],
     now: datetime,
     rules: RuleSettings,
     limiter: RateLimiter,
@@ -147,7 +153,10 @@ def apply_batch(
     # replicas whose batches hold the same accounts in another order would deadlock.
     db.lock_accounts(sorted({key for key in map(outcome.account_key, batch) if key}))
     book = _Book(db, now, rules, limiter, reply_state)
-    written = [book.apply(inbound) for inbound in batch]
+    written = [
+        book.apply_call(item) if isinstance(item, HttpCall) else book.apply(item)
+        for item in batch
+    ]
     book.flush()
     return written
 
@@ -214,6 +223,29 @@ class _Book:
             self._decided(account, result, email_row)
         return Written(email_row, result.status, tuple(r.code for r in result.results))
 
+    def apply_call(self, call: HttpCall) -> Written:
+        """An HTTP API send: no email row, no emailId, no reply; its SMS are `scheduled` until
+        their due time when the call gave one (date_envoi)."""
+        key = outcome.account_key(call)
+        account = self._account(key) if key else None
+        result = outcome.decide_call(
+            call,
+            account,
+            now=self._now,
+            settings=self._rules,
+            faults=self._active,
+            rate_budget=self._limiter.budget(account) if account is not None else None,
+        )
+        if account is not None and result.status is EmailStatus.PROCESSED:
+            self._decided(account, result, None, Channel.HTTP, call.request.due_at)
+        return Written(
+            None,
+            result.status,
+            tuple(r.code for r in result.results),
+            tuple(r.sms.parts if r.sms is not None else 0 for r in result.results),
+            result.code,
+        )
+
     def _account(self, keyid: str) -> Account | None:
         if keyid not in self._accounts:
             self._accounts[keyid] = self._db.account(keyid)
@@ -247,8 +279,16 @@ class _Book:
                 row[name] = value[:length]
         return row
 
-    def _decided(self, account: Account, result: Outcome, email_row: int) -> None:
-        """Record what a decided email sends and spends, and what the next emails see of it."""
+    def _decided(
+        self,
+        account: Account,
+        result: Outcome,
+        email_row: int | None,
+        channel: Channel = Channel.MAIL,
+        due_at: datetime | None = None,
+    ) -> None:
+        """Record what a decided request sends and spends, and what the next ones see of it."""
+        state = SmsState.SCHEDULED if due_at is not None else SmsState.SENT
         self._sms.extend(
             {
                 "email_row": email_row,
@@ -261,9 +301,9 @@ class _Book:
                 "tracker": sms.tracker,
                 "email_id": result.email_id,
                 "created_at": self._now,
-                "channel": Channel.MAIL.value,
-                "state": SmsState.SENT.value,
-                "due_at": None,
+                "channel": channel.value,
+                "state": state.value,
+                "due_at": due_at,
             }
             for sms in result.sms
         )

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.core.model import Inbound, ReplyState, RuleSettings
+from gateway.core.model import Intake, ReplyState, RuleSettings
 from gateway.store.batch import Written
 from gateway.store.postgres_writer import PostgresWriter
 from gateway.store.sqlite_writer import SqliteWriter
@@ -18,7 +18,7 @@ __all__ = ["Writer", "Written", "open_writer"]
 
 
 class Writer(Protocol):
-    async def apply(self, batch: Sequence[Inbound], now: datetime) -> list[Written]:
+    async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         """Apply every email of the batch in one transaction and commit it, all or nothing:
         raises when any of them failed (its rate-limit tokens are then given back)."""
         ...

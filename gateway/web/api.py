@@ -157,6 +157,7 @@ class Api:
                 clock=context.clock,
                 rules=context.rules,
                 hlr=dict(context.settings.hlr),
+                send=context.send,
             )
         )
 

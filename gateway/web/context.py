@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.clock import Clock
 from gateway.config import Settings
-from gateway.core.model import RuleSettings
+from gateway.core.model import Intake, RuleSettings
 from gateway.events import Changes
 from gateway.metrics import Metrics
 from gateway.store import Engine
+from gateway.store.writer import Written
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +26,5 @@ class WebContext:
     # Set when the HTTP server shuts down: long-polls and event streams end instead of
     # holding it up.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    # The pipeline, once the gateway runs: a channel's request in, its committed result out.
+    send: Callable[[Intake], Awaitable[Written]] | None = None

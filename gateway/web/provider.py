@@ -27,9 +27,10 @@ from starlette.routing import BaseRoute, Route
 from gateway.clock import Clock
 from gateway.core import codes, hlr, httpapi, numbers, rules
 from gateway.core.httpapi import FieldValue, GeneralError, Refused
-from gateway.core.model import Account, RuleSettings
-from gateway.store import Engine, accounts, provider
+from gateway.core.model import Account, HttpCall, Intake, RuleSettings
+from gateway.store import Engine, accounts, directories, provider
 from gateway.store.engine import write_transaction
+from gateway.store.writer import Written
 
 MAX_BODY = 1024 * 1024  # 500 numbers with their texts fit many times over
 PARIS = ZoneInfo("Europe/Paris")
@@ -56,6 +57,7 @@ class ProviderDeps:
     clock: Clock
     rules: RuleSettings
     hlr: Mapping[str, str]
+    send: Callable[[Intake], Awaitable[Written]] | None = None  # None: not running (tests)
 
 
 async def read_fields(request: Request) -> Fields:
@@ -146,6 +148,9 @@ class ProviderApi:
 
     def routes(self) -> list[BaseRoute]:
         endpoints: list[tuple[str, Endpoint, list[str]]] = [
+            ("/sms", self.sms, ["POST"]),
+            ("/smsmulti", self.sms_multi, ["POST"]),
+            ("/comptage", self.count, ["GET", "POST"]),
             ("/credit", self.credit, ["GET", "POST"]),
             ("/setlistenoire", self.set_blacklist, ["GET", "POST"]),
             ("/dellistenoire", self.del_blacklist, ["GET", "POST"]),
@@ -154,6 +159,75 @@ class ProviderApi:
             ("/campagne", self.campaign, ["GET", "POST"]),
         ]
         return cgi_routes(self.deps, endpoints)
+
+    # Sending ----------------------------------------------------------------------------------
+
+    async def sms(self, call: Call) -> Response:
+        return await self._send(call, multi=False)
+
+    async def sms_multi(self, call: Call) -> Response:
+        return await self._send(call, multi=True)
+
+    async def _send(self, call: Call, *, multi: bool) -> Response:
+        """Judged and committed through the same pipeline as mail (rules, credit, faults,
+        rate limit); one entry per number in request order, or a general error (400) with
+        nothing sent or debited."""
+        send = self.deps.send
+        if send is None:
+            raise RuntimeError("the provider's API sends only on a running gateway")
+        directory = await self._directory(call) if multi else []
+        request = httpapi.send_request(
+            call.fields,
+            multi=multi,
+            now=self.deps.clock.now(),
+            max_recipients=self.deps.rules.max_recipients,
+            directory=directory,
+        )
+        if isinstance(request, GeneralError):
+            return refusal(request)
+        client_ip = call.request.client.host if call.request.client else ""
+        written = await send(HttpCall(request, client_ip))
+        if written.code is not None:
+            return refusal(GeneralError(written.code, "keyid"))
+        entries = [
+            {
+                "code": str(code),
+                "tel": recipient.tel,
+                "message": codes.message(code),
+                "smslong": str(parts),
+            }
+            for recipient, code, parts in zip(
+                request.recipients, written.codes, written.parts, strict=True
+            )
+        ]
+        return answer(httpapi.etat(entries))
+
+    async def _directory(self, call: Call) -> list[str]:
+        """The numbers of the `repertoireId` directory (this account's), sent after `num`."""
+        given = (httpapi.text(call.fields, "repertoireId") or "").strip()
+        if not given:
+            return []
+        directory_id = int(given) if given.isascii() and given.isdigit() and len(given) <= 18 else 0
+        async with self.deps.engine.connect() as conn:
+            found = await directories.directory_numbers(conn, call.account.id, directory_id)
+        if found is None:
+            raise Refused(GeneralError(codes.INTERNAL, "repertoireId", "no such directory"))
+        return found
+
+    async def count(self, call: Call) -> Response:
+        """`/comptage`: characters and SMS parts per number as a send would count them."""
+        request = httpapi.send_request(
+            call.fields,
+            multi=isinstance(call.fields.get("num"), list),
+            now=self.deps.clock.now(),
+            max_recipients=self.deps.rules.max_recipients,
+        )
+        if isinstance(request, GeneralError):
+            return refusal(request)
+        entries = httpapi.count_entries(
+            request, self.deps.rules, nostop_allowed=call.account.nostop_allowed
+        )
+        return answer(httpapi.etat(entries))
 
     # Credit -----------------------------------------------------------------------------------
 
