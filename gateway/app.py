@@ -90,7 +90,14 @@ class Gateway:
         await self.prepare_database()
         reply_state = ReplyState.PENDING if self.settings.relay.host else ReplyState.KEPT
         writer = open_writer(self.engine, self.rules, reply_state)
-        self.service = Service(writer, self.clock, self.settings, self.changes, self.metrics)
+        self.service = Service(
+            writer,
+            functools.partial(accounts.lookup, self.engine),
+            self.clock,
+            self.settings,
+            self.changes,
+            self.metrics,
+        )
         self._spawn(self.service.run(), "writer")
         smtp_server, self.smtp_port = await start_smtp(
             self.service, self.settings.smtp, functools.partial(accounts.password_for, self.engine)

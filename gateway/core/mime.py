@@ -13,6 +13,8 @@ from email.utils import collapse_rfc2231_value, getaddresses
 from gateway.core.model import Attachment, MailContent
 
 _NOT_TEXT_PLAIN = "only text/plain is processed"
+MAX_PARTS = 100  # a request is a text body and two CSV files; real mail adds a few more
+_SLACK_LINES = 10  # lines of text that start with "--" too (a signature's "-- ")
 
 # The charsets clients declare for Western European text while actually writing
 # windows-1252 (Outlook's € and ’ in an "iso-8859-1" email), by codec name.
@@ -30,19 +32,41 @@ _SIMPLE_FROM = re.compile(
 )
 
 
-def extract(raw: bytes) -> MailContent:
-    """What the gateway reads in a raw email; never raises, whatever the bytes are."""
+def extract(raw: bytes, *, attachments: bool = True) -> MailContent:
+    """What the gateway reads in a raw email; never raises, whatever the bytes are.
+
+    `attachments=False` names the attachments without decoding them (their content empty):
+    what is read of an email before its sender is authorised (SPEC §16). An email of more
+    than MAX_PARTS MIME parts is not processed, and is not parsed beyond its headers."""
     try:
-        return _extract(raw)
+        if _boundary_lines(raw) > MAX_PARTS + _SLACK_LINES:
+            return _too_many_parts(raw)
+        return _extract(raw, attachments)
     except Exception as exc:  # a malformed email is a value, never a crash of the SMTP handler
         return MailContent(
             from_address="", text=None, reason=f"unreadable email ({type(exc).__name__})"
         )
 
 
-def _extract(raw: bytes) -> MailContent:
+def _boundary_lines(raw: bytes) -> int:
+    """An upper bound of the MIME boundary lines: lines that start with "--"."""
+    return raw.count(b"\n--")
+
+
+def _too_many_parts(raw: bytes) -> MailContent:
+    msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    return MailContent(
+        from_address=_from_address(_header(msg, "from")),
+        text=None,
+        reason=f"more than {MAX_PARTS} MIME parts: not read",
+        subject=_decode_encoded_words(_header(msg, "subject")).replace("\x00", "").strip(),
+        message_id=_header(msg, "message-id").replace("\x00", "").strip(),
+    )
+
+
+def _extract(raw: bytes, decode_attachments: bool) -> MailContent:
     msg = _repaired(email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw))
-    text, reason, attachments = _body(msg)
+    text, reason, attachments = _body(msg, decode_attachments)
     return MailContent(
         from_address=_from_address(_header(msg, "from")),
         text=text,
@@ -53,10 +77,10 @@ def _extract(raw: bytes) -> MailContent:
     )
 
 
-def _body(msg: Message) -> tuple[str | None, str, tuple[Attachment, ...]]:
+def _body(msg: Message, decode_attachments: bool) -> tuple[str | None, str, tuple[Attachment, ...]]:
     ctype = msg.get_content_type()
     if ctype == "multipart/mixed":
-        return _mixed(msg)
+        return _mixed(msg, decode_attachments)
     text, reason = _single_body(msg)
     return text, reason, ()
 
@@ -86,7 +110,7 @@ def _alternative(part: Message) -> tuple[str | None, str]:
     return None, f"multipart/alternative: {_NOT_TEXT_PLAIN}"
 
 
-def _mixed(msg: Message) -> tuple[str | None, str, tuple[Attachment, ...]]:
+def _mixed(msg: Message, decode: bool) -> tuple[str | None, str, tuple[Attachment, ...]]:
     children = _children(msg)
     body = next((child for child in children if _filename(child) is None), None)
     if body is None:
@@ -99,7 +123,7 @@ def _mixed(msg: Message) -> tuple[str | None, str, tuple[Attachment, ...]]:
             continue
         # Attachments are only ever read as CSV text, where NUL means nothing (and
         # PostgreSQL cannot store it in an SMS text).
-        content = _transfer_decoded(child).replace(b"\x00", b"")
+        content = _transfer_decoded(child).replace(b"\x00", b"") if decode else b""
         attachments.append(Attachment(filename=name, content=content))
     return text, reason, tuple(attachments)
 

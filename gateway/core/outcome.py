@@ -83,6 +83,12 @@ def account_key(item: Intake) -> str:
     return item.request.keyid.strip() if item.request is not None else ""
 
 
+def authorised(inbound: Inbound, account: Account | None) -> bool:
+    """Whether the email's sender may send (keyid, domains, IP): asked before its attachments
+    are decoded, and again by the writer in its transaction."""
+    return inbound.request is not None and _refusal(inbound, inbound.request, account) is None
+
+
 def claim_for(inbound: Inbound, account: Account | None) -> str | None:
     """The emailId the writer must claim for `account` before `decide`, or None: only an
     authorised email with a valid emailId claims one."""

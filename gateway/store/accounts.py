@@ -164,3 +164,12 @@ def read_snapshot(conn: Connection, keyid: str, *, lock: bool) -> Account | None
 
 async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account | None:
     return await conn.run_sync(lambda sync: read_snapshot(sync, keyid, lock=lock))
+
+
+async def lookup(engine: AsyncEngine, keyid: str) -> Account | None:
+    """The account as the rules see it, read outside any write transaction: what a channel
+    checks before heavy work (the writer reads it again, locked, to decide)."""
+    if not keyid:
+        return None
+    async with engine.connect() as conn:
+        return await snapshot(conn, keyid, lock=False)

@@ -625,3 +625,27 @@ HEADER_LINES = st.sampled_from(
 def test_arbitrary_mime_soup_never_raises(raw: bytes) -> None:
     content = extract(raw)
     assert content.text is not None or content.reason
+
+
+def test_too_many_parts_are_not_parsed_beyond_the_headers() -> None:
+    parts = "".join(f"--b\r\nContent-Type: text/plain\r\n\r\n{n}\r\n" for n in range(150))
+    raw = (
+        "From: App <app@example.com>\r\nSubject: many\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + parts + "--b--\r\n"
+    ).encode()
+    content = extract(raw)
+    assert content.text is None and "MIME parts" in content.reason
+    assert content.from_address == "app@example.com" and content.subject == "many"
+
+
+def test_attachments_can_be_named_without_being_decoded() -> None:
+    raw = (
+        b"From: app@example.com\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\n<envoi></envoi>\r\n"
+        b"--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=mobiles.csv"
+        b"\r\nContent-Transfer-Encoding: base64\r\n\r\nMDYwMTAyMDMwNA==\r\n--b--\r\n"
+    )
+    named = extract(raw, attachments=False)
+    assert [(a.filename, a.content) for a in named.attachments] == [("mobiles.csv", b"")]
+    assert extract(raw).attachments[0].content == b"0601020304"

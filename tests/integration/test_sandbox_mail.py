@@ -1,0 +1,116 @@
+"""The shared sandbox on the mail side (SPEC §16): work per email bounded and in the right
+order — the sender authorised before attachments are decoded or a CSV read, MIME parts
+capped, big emails read off the event loop — through a real SMTP conversation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.core import csvmerge, intake, mime
+from gateway.testing import RunningGateway
+
+CAMPAIGN = (
+    "<envoi><keyid>{keyid}</keyid><emetteur>MaSociete</emetteur><emailId>{email_id}</emailId>"
+    "<emailNot>not@example.com</emailNot></envoi>"
+)
+
+
+@pytest.fixture
+def merges(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The size of each mobiles.csv the gateway merged (in this process: the fixture's
+    gateway runs on a thread of the test's process)."""
+    seen: list[int] = []
+    merge = csvmerge.merge
+
+    def spy(mobiles: bytes, message: bytes, **options: int | None) -> object:
+        seen.append(len(mobiles))
+        return merge(mobiles, message, **options)
+
+    monkeypatch.setattr(csvmerge, "merge", spy)
+    yield seen
+
+
+def _csv_email(gw: RunningGateway, keyid: str, email_id: int, lines: int) -> bytes:
+    mobiles = b"".join(b"0612%06d;;v\n" % n for n in range(lines))
+    message = gw.request_email(
+        CAMPAIGN.format(keyid=keyid, email_id=email_id),
+        attachments=[("mobiles.csv", mobiles), ("message.csv", b"Bonjour [1]\n")],
+    )
+    return message.as_bytes()
+
+
+def test_an_unknown_keyid_s_csv_is_never_read(
+    mail2sms_gateway: RunningGateway, merges: list[int]
+) -> None:
+    gw = mail2sms_gateway
+    assert gw.send(_csv_email(gw, "nobody", 1, 250_000)).startswith("250")
+    (email,) = gw.emails()
+    assert (email["status"], email["code"]) == ("refused", 3)
+    assert merges == []
+
+
+def test_a_foreign_domain_s_csv_is_never_read(
+    mail2sms_gateway: RunningGateway, merges: list[int]
+) -> None:
+    gw = mail2sms_gateway
+    raw = _csv_email(gw, "demo", 2, 10).replace(b"app@example.com", b"app@elsewhere.test")
+    assert gw.send(raw).startswith("250")
+    assert gw.emails()[0]["code"] == 30
+    assert merges == []
+
+
+def test_an_authorised_csv_is_read_and_sent(
+    mail2sms_gateway: RunningGateway, merges: list[int]
+) -> None:
+    gw = mail2sms_gateway
+    gw.send(_csv_email(gw, "demo", 3, 3))
+    assert len(gw.wait_for_sms(count=3)) == 3
+    assert len(merges) == 1
+
+
+def test_an_authorised_huge_csv_is_23_after_reading_past_the_limit_only(
+    mail2sms_gateway: RunningGateway,
+) -> None:
+    gw = mail2sms_gateway
+    gw.send(_csv_email(gw, "demo", 4, 250_000))
+    report = gw.wait_for_reply("not", 4)
+    assert "<code>23</code>" in report["body"]
+    assert gw.sms() == []
+
+
+def test_an_email_of_too_many_mime_parts_is_not_processed(
+    mail2sms_gateway: RunningGateway,
+) -> None:
+    gw = mail2sms_gateway
+    parts = [(f"part{n}.txt", b"x") for n in range(2 * mime.MAX_PARTS)]
+    raw = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=5), attachments=parts)
+    assert gw.send(raw).startswith("250")
+    (email,) = gw.emails()
+    assert email["status"] == "not_processed"
+    assert f"more than {mime.MAX_PARTS} MIME parts" in email["reason"]
+    assert email["sender"] == "app@example.com"
+
+
+def test_a_big_email_is_read_off_the_event_loop(
+    mail2sms_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = mail2sms_gateway
+    threads: list[str] = []
+    read = intake.read
+
+    def spy(raw: bytes, **options: object) -> object:
+        threads.append(threading.current_thread().name)
+        return read(raw, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(intake, "read", spy)
+    small = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=6).replace(
+        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"))
+    gw.send(small)
+    big = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=7).replace(
+        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>") + "\n" + "y" * 200_000)
+    gw.send(big)
+    assert threads[0] == "mail2sms"  # the gateway's event loop thread
+    assert threads[1] != "mail2sms"
