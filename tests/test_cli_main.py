@@ -247,7 +247,24 @@ def test_a_taken_http_port_is_one_line_naming_the_setting(tmp_path: Path, taken_
 def test_a_bad_setting_in_the_file_is_one_line_naming_it(tmp_path: Path) -> None:
     config = str(_config(tmp_path, "[limits]", "max_recipients = 'many'"))
     line = _user_error(_run(tmp_path, "--config", config, "serve"), 2)
-    assert f"invalid configuration ({config}): limits.max_recipients:" in line
+    assert line == (
+        f"mail2sms: invalid configuration: limits.max_recipients ({config}): a whole number "
+        "(got 'many')"
+    )
+
+
+def test_an_unknown_key_in_the_file_suggests_the_known_one(tmp_path: Path) -> None:
+    config = str(_config(tmp_path, "[relay]", "max_attempt = 3"))
+    line = _user_error(_run(tmp_path, "--config", config, "serve"), 2)
+    assert f"relay.max_attempt ({config}): unknown key, did you mean relay.max_attempts?" in line
+
+
+def test_a_missing_config_file_points_to_the_config_command(tmp_path: Path) -> None:
+    line = _user_error(_run(tmp_path, "--config", "nope.toml", "serve"), 2)
+    assert line == (
+        "mail2sms: config file nope.toml not found; `mail2sms config` prints every setting "
+        "with its default, to start one from"
+    )
 
 
 # serve --smtp-port, --http-port, --db ------------------------------------------------------
