@@ -306,7 +306,9 @@ def test_send_when_nothing_listens_says_what_to_start(mail2sms_sqlite: Run) -> N
 # help ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["", "accounts", "accounts create", "accounts set", "send"])
+@pytest.mark.parametrize(
+    "command", ["", "accounts", "accounts create", "accounts set", "send", "config"]
+)
 def test_help_has_examples(capsys: pytest.CaptureFixture[str], command: str) -> None:
     with pytest.raises(SystemExit) as exited:
         main([*command.split(), "--help"])

@@ -26,8 +26,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="a TOML settings file (see config.example.toml); MAIL2SMS_<SECTION>__<KEY> "
-        "environment variables override it",
+        help="a TOML settings file (`mail2sms config` prints every key); "
+        "MAIL2SMS_<SECTION>__<KEY> environment variables override it",
         **unset,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every email", **unset)
@@ -68,11 +68,15 @@ def unusable_database(url: str, error: Exception) -> StorageError:
     else:
         text = str(getattr(cause, "orig", None) or cause).strip()
         why = text.splitlines()[0] if text else type(cause).__name__
-    shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
     return StorageError(
-        f"cannot use database.url {shown} ({why}); set database.url to a usable database "
-        "(in the --config file, MAIL2SMS_DATABASE__URL or serve --db)"
+        f"cannot use database.url {hide_password(url)} ({why}); set database.url to a usable "
+        "database (in the --config file, MAIL2SMS_DATABASE__URL or serve --db)"
     )
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password, if any, as ***."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def ignore_aiosqlite_late_answers() -> None:
