@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from gateway.core.numbers import check_format
+from gateway.core.sender import well_formed
 from gateway.errors import ConfigError
 
 ENV_PREFIX = "MAIL2SMS_"
@@ -167,20 +169,74 @@ class AccountSettings(_Section):
     blacklist: tuple[str, ...] = ()
     rate_limit: int = Field(0, ge=0)
 
+    # The items are checked one by one, with the functions the CLI parses its options with.
     @field_validator("domains")
     @classmethod
-    def _lower_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.strip().lower() for d in value)
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(domain_name(item) for item in value)
+
+    @field_validator("senders")
+    @classmethod
+    def _senders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sender_id(item) for item in value)
 
     @field_validator("allowed_ips")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or network") from None
-        return value
+        return tuple(ip_network(item) for item in value)
+
+    @field_validator("blacklist")
+    @classmethod
+    def _numbers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(phone_number(item) for item in value)
+
+
+_DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def domain_name(value: str) -> str:
+    """A sender domain as accounts keep it (trimmed, lower case); ValueError unless it is a
+    domain name (an internationalised one too)."""
+    domain = value.strip().lower()
+    try:
+        ascii_form = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_form = ""
+    labels = ascii_form.split(".")
+    if len(ascii_form) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"{value!r} is not a domain name, e.g. example.com")
+    return domain
+
+
+def sender_id(value: str) -> str:
+    """An approved sender id (trimmed); ValueError for one no request could use (SPEC §7)."""
+    sender = value.strip()
+    if not well_formed(sender):
+        raise ValueError(
+            f"{value!r} is not a sender id: 4 to 11 letters, digits or spaces, with a letter"
+        )
+    return sender
+
+
+def ip_network(value: str) -> str:
+    """A client IP address or network; ValueError for anything else."""
+    item = value.strip()
+    try:
+        ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network") from None
+    return item
+
+
+def phone_number(value: str) -> str:
+    """A blacklisted number, normalised as recipients are (SPEC §6: 0XXXXXXXXX, or E.164 for
+    a foreign one); ValueError for one that no recipient could match."""
+    code, number = check_format(value, international_allowed=True)
+    if code is not None:
+        raise ValueError(
+            f"{value!r} is not a phone number: 10 digits starting with 0, or + and a country code"
+        )
+    return number
 
 
 DEMO_ACCOUNT = AccountSettings(

@@ -176,3 +176,50 @@ def test_command_line_exits_2_naming_the_key(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "http.port" in done.stderr
+
+
+# Account items: what the rules can compare, for the file, the API and the CLI alike --------
+
+
+def _account(**fields: object) -> dict[str, object]:
+    settings = load_settings(overrides={"accounts": [{"keyid": "a", **fields}]}, environ={})
+    return settings.accounts[0].model_dump()
+
+
+def test_account_items_are_kept_as_the_rules_compare_them() -> None:
+    account = _account(
+        domains=[" Acme.TEST ", "société.fr"],
+        senders=[" MaSociete ", "ACME 2"],
+        allowed_ips=[" 10.0.0.0/8 "],
+        blacklist=["06 01 02 03 04", "+33 (0)7 01 02 03 04", "0033601020305", "+44 20 7183 8750"],
+    )
+    assert account["domains"] == ("acme.test", "société.fr")
+    assert account["senders"] == ("MaSociete", "ACME 2")
+    assert account["allowed_ips"] == ("10.0.0.0/8",)
+    assert account["blacklist"] == ("0601020304", "0701020304", "0601020305", "+442071838750")
+
+
+@pytest.mark.parametrize(
+    ("field", "item", "said"),
+    [
+        ("domains", "acme test", "'acme test' is not a domain name, e.g. example.com"),
+        ("domains", "app@acme.test", "'app@acme.test' is not a domain name"),
+        ("domains", "acme..test", "'acme..test' is not a domain name"),
+        ("domains", "-acme.test", "'-acme.test' is not a domain name"),
+        ("domains", "", "'' is not a domain name"),
+        ("senders", "ABC", "'ABC' is not a sender id: 4 to 11 letters, digits or spaces"),
+        ("senders", "MaSocieteXYZ", "'MaSocieteXYZ' is not a sender id"),
+        ("senders", "0601020304", "'0601020304' is not a sender id"),
+        ("senders", "Café", "'Café' is not a sender id"),
+        ("blacklist", "12", "'12' is not a phone number: 10 digits starting with 0, or +"),
+        ("blacklist", "06010203045", "'06010203045' is not a phone number"),
+        ("blacklist", "", "'' is not a phone number"),
+        ("allowed_ips", "10.0.0.300", "'10.0.0.300' is not an IP address or network"),
+    ],
+)
+def test_a_malformed_account_item_in_a_file_names_it(
+    tmp_path: Path, field: str, item: str, said: str
+) -> None:
+    error = _error(f"[[accounts]]\nkeyid = 'a'\n{field} = ['{item}']\n", tmp_path / "c.toml")
+    assert error.startswith(f"invalid configuration: accounts.0.{field} ({tmp_path / 'c.toml'}): ")
+    assert said in error
