@@ -123,6 +123,35 @@ def test_create_prints_a_readable_block_with_the_credentials(mail2sms_sqlite: Ru
     assert (lines["nostop_allowed"], lines["domains"]) == ("no", "-")
 
 
+def test_create_without_a_credit_says_every_sms_would_get_code_12(mail2sms_sqlite: Run) -> None:
+    done = mail2sms_sqlite("accounts create --keyid acme")
+    assert _ok(done)
+    assert (
+        "mail2sms: note: account 'acme' has no credit: every SMS it asks for gets code 12 until "
+        "`mail2sms accounts set acme --credit N`"
+    ) in done.stderr
+
+
+def test_create_with_a_credit_has_no_note(mail2sms_sqlite: Run) -> None:
+    done = mail2sms_sqlite("accounts create --keyid acme --credit 0")
+    assert _ok(done)
+    assert "note" not in done.stderr
+
+
+def test_create_keeps_items_as_the_rules_compare_them(mail2sms_sqlite: Run) -> None:
+    account = _created(
+        mail2sms_sqlite,
+        "--domain ' Acme.TEST ' --sender ' ACME ' --allowed-ip ' 10.0.0.1 ' "
+        "--blacklist '+33 6 01 02 03 04' --blacklist '+44 20 7183 8750'",
+    )
+    assert (account["domains"], account["senders"], account["allowed_ips"]) == (
+        ["acme.test"],
+        ["ACME"],
+        ["10.0.0.1"],
+    )
+    assert account["blacklist"] == ["0601020304", "+442071838750"]
+
+
 def test_create_with_a_taken_keyid_fails_naming_set(mail2sms_sqlite: Run) -> None:
     _created(mail2sms_sqlite, "--keyid acme")
     error = _fails(mail2sms_sqlite("accounts create --keyid acme"), 1)
@@ -135,6 +164,14 @@ def test_create_with_a_taken_keyid_fails_naming_set(mail2sms_sqlite: Run) -> Non
     [
         ("accounts create --credit -5", "--credit: an integer ≥ 0 (got '-5')"),
         ("accounts create --allowed-ip nope", "--allowed-ip: 'nope' is not an IP address"),
+        ("accounts create --domain 'acme test'", "--domain: 'acme test' is not a domain name"),
+        ("accounts create --domain @acme.test", "--domain: '@acme.test' is not a domain name"),
+        ("accounts create --sender AB", "--sender: 'AB' is not a sender id: 4 to 11 letters"),
+        ("accounts create --sender 12345", "--sender: '12345' is not a sender id"),
+        ("accounts create --blacklist 12", "--blacklist: '12' is not a phone number"),
+        ("accounts set acme --add-sender ACME-1", "--add-sender: 'ACME-1' is not a sender id"),
+        ("accounts set acme --blacklist 06x", "--blacklist: '06x' is not a phone number"),
+        ("accounts set acme --remove-domain a_b.fr", "--remove-domain: 'a_b.fr' is not a domain"),
         ("send --to 0601020304", "--text: give the message"),
     ],
 )
@@ -187,6 +224,23 @@ def test_set_changes_only_the_given_fields(mail2sms: Run) -> None:
         "domains": ["acme.test"],
         "blacklist": [],
     }
+
+
+def test_set_removes_an_item_written_another_way(mail2sms_sqlite: Run) -> None:
+    _created(mail2sms_sqlite, "--keyid acme --blacklist 0601020304 --blacklist 0601020305")
+    account = _json(
+        mail2sms_sqlite("accounts set acme --remove-blacklist '+33 6.01.02.03.04' --json")
+    )
+    assert account["blacklist"] == ["0601020305"]
+
+
+def test_accounts_commands_name_their_database_on_stderr(
+    mail2sms: Run, database_url: str, tmp_path: Path
+) -> None:
+    done = mail2sms("accounts list --json")
+    shown = f"{tmp_path / 'g.db'} (SQLite)" if database_url.startswith("sqlite") else database_url
+    assert _json(done) == {"items": [], "total": 0}
+    assert done.stderr == f"mail2sms: database {shown}\n"
 
 
 def test_set_add_credit_adds_to_the_balance(mail2sms_sqlite: Run) -> None:

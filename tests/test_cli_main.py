@@ -164,9 +164,19 @@ def test_verbose_given_anywhere_logs(tmp_path: Path, args: str) -> None:
     assert "Running upgrade" in done.stderr
 
 
-def test_without_verbose_db_upgrade_logs_nothing(tmp_path: Path) -> None:
+def test_without_verbose_db_upgrade_only_names_the_database(tmp_path: Path) -> None:
     done = _run(tmp_path, "db", "upgrade", "--config", str(_config(tmp_path)))
-    assert (done.returncode, done.stderr) == (0, "")
+    assert (done.returncode, done.stderr) == (
+        0,
+        f"mail2sms: database {tmp_path / 'c.db'} (SQLite)\n",
+    )
+
+
+@pytest.mark.parametrize("action", ["upgrade", "current"])
+def test_db_names_an_sqlite_file_relative_to_where_it_runs(tmp_path: Path, action: str) -> None:
+    done = _run(tmp_path, "db", action, MAIL2SMS_DATABASE__URL="sqlite+aiosqlite:///rel/g.db")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"mail2sms: database {tmp_path / 'rel' / 'g.db'} (SQLite)\n"
 
 
 # MAIL2SMS_* variables -----------------------------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +74,19 @@ def unusable_database(url: str, error: Exception) -> StorageError:
         f"cannot use database.url {hide_password(url)} ({why}); set database.url to a usable "
         "database (in the --config file, MAIL2SMS_DATABASE__URL or serve --db)"
     )
+
+
+def print_database(url: str) -> None:
+    """One line on stderr (stdout stays the command's): the database the command acts on."""
+    print(f"mail2sms: database {database_shown(url)}", file=sys.stderr)
+
+
+def database_shown(url: str) -> str:
+    """An SQLite file by its absolute path, any other database by its URL without password."""
+    from gateway.store.engine import sqlite_path
+
+    path = sqlite_path(url)
+    return f"{os.path.abspath(path)} (SQLite)" if path is not None else hide_password(url)
 
 
 def hide_password(url: str) -> str:
