@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
+from gateway.core import codes
 from gateway.testing import RunningGateway
 from tests.postgres import PostgresServer
 
@@ -293,14 +294,35 @@ def test_send_delivers_a_request_and_prints_the_answer(
 def test_send_wait_prints_the_ack_and_the_not(
     mail2sms_gateway: RunningGateway, mail2sms_to: Run
 ) -> None:
-    out = _ok(mail2sms_to("send --to 0601020304 --to 0699000021 --text x --email-id 77 --wait"))
+    out = _ok(mail2sms_to("send --to 0601020304 --to 0701020304 --text x --email-id 77 --wait"))
     ack = mail2sms_gateway.wait_for_reply("ack", 77)
     not_ = mail2sms_gateway.wait_for_reply("not", 77)
     assert ack["to"] == not_["to"] == "app@example.com"
     assert f"--- Ack emailId 77 to app@example.com ---\n{ack['body']}" in out
     assert f"--- Not emailId 77 to app@example.com ---\n{not_['body']}" in out
-    assert "<code1>0</code1>" in not_["body"]
+    assert "<code1>0</code1>" in not_["body"] and "<code2>0</code2>" in not_["body"]
+
+
+def test_send_wait_exits_1_naming_each_number_not_sent(
+    mail2sms_gateway: RunningGateway, mail2sms_to: Run
+) -> None:
+    done = mail2sms_to("send --to 0601020304 --to 0699000021 --text x --email-id 78 --wait")
+    not_ = mail2sms_gateway.wait_for_reply("not", 78)
     assert "<code2>21</code2>" in not_["body"]
+    assert f"--- Not emailId 78 to app@example.com ---\n{not_['body']}" in done.stdout
+    assert done.returncode == 1
+    assert done.stderr == (
+        "mail2sms: emailId 78: 1 of 2 recipients not sent: 0699000021: code 21 "
+        f"({codes.message(21)})\n"
+    )
+
+
+def test_send_wait_exits_1_for_an_email_id_already_processed(mail2sms_to: Run) -> None:
+    _ok(mail2sms_to("send --to 0601020304 --text x --email-id 79 --wait"))
+    again = mail2sms_to("send --to 0601020304 --text x --email-id 79 --wait")
+    assert "<code>1</code>" in again.stdout
+    assert again.returncode == 1
+    assert again.stderr == "mail2sms: emailId 79 was already processed: nothing sent\n"
 
 
 def test_send_wait_for_a_refused_email_says_there_is_no_reply(mail2sms_to: Run) -> None:
