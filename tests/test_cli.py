@@ -244,6 +244,16 @@ def test_accounts_commands_name_their_database_on_stderr(
     assert done.stderr == f"mail2sms: database {shown}\n"
 
 
+@pytest.mark.postgres
+def test_accounts_name_a_database_server_without_its_password(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = postgres_url.replace("://postgres@", "://postgres:s3cret@")
+    done = _runner(tmp_path, {"MAIL2SMS_DATABASE__URL": url})("accounts list --json")
+    assert _json(done) == {"items": [], "total": 0}
+    assert done.stderr == f"mail2sms: database {postgres_url.replace('@', ':***@')}\n"
+
+
 def test_set_add_credit_adds_to_the_balance(mail2sms_sqlite: Run) -> None:
     _created(mail2sms_sqlite, "--keyid acme --credit 10")
     assert _json(mail2sms_sqlite("accounts set acme --add-credit 100 --json"))["credit"] == 110
