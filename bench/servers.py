@@ -140,7 +140,7 @@ def start_sink(folder: Path) -> Server:
 
 def start_gateway(name: str, config: Path, folder: Path) -> Server:
     server = _spawn(name, ["-m", "gateway", "--config", str(config), "serve"], folder)
-    match = server.wait_ready(r"SMTP on ([\d.]+):(\d+) .*API on (http://[\d.]+:\d+)/")
+    match = server.wait_ready(r"SMTP on ([\d.]+):(\d+) .*\n.*API on (http://[\d.]+:\d+)/")
     server.smtp = (match.group(1), int(match.group(2)))
     server.api = match.group(3)
     return server

@@ -111,14 +111,6 @@ class Gateway:
         outbox = Outbox(self.engine, self.settings.relay, self.changes, self.metrics)
         self._spawn(outbox.run(), "outbox")
         self._spawn(Scheduler(self.engine, self.clock, self.changes).run(), "scheduler")
-        log.info(
-            "SMTP on %s:%d, HTTP on http://%s:%d/, database %s",
-            self.settings.smtp.host,
-            self.smtp_port,
-            self.settings.http.host,
-            self.http_port,
-            self.engine.url.render_as_string(hide_password=True),
-        )
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=f"mail2sms-{name}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
+from gateway.core.numbers import check_format
+from gateway.core.sender import well_formed
 from gateway.errors import ConfigError
 
 ENV_PREFIX = "MAIL2SMS_"
@@ -165,20 +169,74 @@ class AccountSettings(_Section):
     blacklist: tuple[str, ...] = ()
     rate_limit: int = Field(0, ge=0)
 
+    # The items are checked one by one, with the functions the CLI parses its options with.
     @field_validator("domains")
     @classmethod
-    def _lower_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.strip().lower() for d in value)
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(domain_name(item) for item in value)
+
+    @field_validator("senders")
+    @classmethod
+    def _senders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sender_id(item) for item in value)
 
     @field_validator("allowed_ips")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or network") from None
-        return value
+        return tuple(ip_network(item) for item in value)
+
+    @field_validator("blacklist")
+    @classmethod
+    def _numbers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(phone_number(item) for item in value)
+
+
+_DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def domain_name(value: str) -> str:
+    """A sender domain as accounts keep it (trimmed, lower case); ValueError unless it is a
+    domain name (an internationalised one too)."""
+    domain = value.strip().lower()
+    try:
+        ascii_form = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_form = ""
+    labels = ascii_form.split(".")
+    if len(ascii_form) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"{value!r} is not a domain name, e.g. example.com")
+    return domain
+
+
+def sender_id(value: str) -> str:
+    """An approved sender id (trimmed); ValueError for one no request could use (SPEC §7)."""
+    sender = value.strip()
+    if not well_formed(sender):
+        raise ValueError(
+            f"{value!r} is not a sender id: 4 to 11 letters, digits or spaces, with a letter"
+        )
+    return sender
+
+
+def ip_network(value: str) -> str:
+    """A client IP address or network; ValueError for anything else."""
+    item = value.strip()
+    try:
+        ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network") from None
+    return item
+
+
+def phone_number(value: str) -> str:
+    """A blacklisted number, normalised as recipients are (SPEC §6: 0XXXXXXXXX, or E.164 for
+    a foreign one); ValueError for one that no recipient could match."""
+    code, number = check_format(value, international_allowed=True)
+    if code is not None:
+        raise ValueError(
+            f"{value!r} is not a phone number: 10 digits starting with 0, or + and a country code"
+        )
+    return number
 
 
 DEMO_ACCOUNT = AccountSettings(
@@ -265,28 +323,60 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """File, then `overrides`, then MAIL2SMS_* variables; every mistake is a ConfigError."""
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found; copy config.example.toml") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    if overrides:
-        data = _deep_merge(data, dict(overrides))
-    from_env = _from_environment(os.environ if environ is None else environ)
-    if from_env:
-        data = _deep_merge(data, from_env)
-        source += " + environment"
+    """File, then `overrides`, then MAIL2SMS_* variables; every mistake is a ConfigError naming
+    the key and where it was set."""
+    data, origins = _gather(path, overrides, os.environ if environ is None else environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(_describe(exc, origins)) from None
+
+
+def setting_origins(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Where each setting given was set: "smtp.port" (a whole list or section: "accounts") →
+    the file's path or the MAIL2SMS_* variable's name. A key not listed has its default."""
+    return _gather(path, None, os.environ if environ is None else environ)[1]
+
+
+def _gather(
+    path: str | Path | None, overrides: Mapping[str, Any] | None, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged data, and the origin of each key given ("" for `overrides`)."""
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        data = _read(path)
+        origins.update(_origins_of(data, str(path)))
+    if overrides:
+        data = _deep_merge(data, dict(overrides))
+        origins.update(_origins_of(overrides, ""))
+    from_env, variables = _from_environment(environ)
+    return _deep_merge(data, from_env), {**origins, **variables}
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found; `mail2sms config` prints every setting with its "
+            "default, to start one from"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _origins_of(data: Mapping[str, Any], origin: str) -> dict[str, str]:
+    """Each setting given: its section, and "section.key" for each key of a table."""
+    found: dict[str, str] = {}
+    for section, value in data.items():
+        found[section] = origin
+        if isinstance(value, Mapping):
+            found.update({f"{section}.{key}": origin for key in value})
+    return found
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -299,11 +389,13 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """MAIL2SMS_<SECTION>__<KEY>=value as {section: {key: value}}; JSON for lists and tables;
-    MAIL2SMS_<SECTION>=JSON sets a whole section. Any other MAIL2SMS_* variable (MAIL2SMS_HOME,
-    docker-compose.yml's MAIL2SMS_ADMIN_TOKEN) is not a setting and is left alone."""
+def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """MAIL2SMS_<SECTION>__<KEY>=value as {section: {key: value}}, with the variable naming
+    each; JSON for lists and tables; MAIL2SMS_<SECTION>=JSON sets a whole section. Any other
+    MAIL2SMS_* variable (MAIL2SMS_HOME, docker-compose.yml's MAIL2SMS_ADMIN_TOKEN) is not a
+    setting and is left alone."""
     found: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     for name, value in environ.items():
         if not name.upper().startswith(ENV_PREFIX):
             continue
@@ -311,10 +403,15 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not separator and section not in Settings.model_fields:
             continue
         if section not in Settings.model_fields:
-            raise ConfigError(
-                f"environment variable {name}: unknown section {section!r}; use "
-                f"MAIL2SMS_<SECTION>__<KEY> with SECTION one of {sorted(Settings.model_fields)}"
+            close = _closest(section, Settings.model_fields)
+            rest = f"__{key.upper()}" if separator else ""
+            hint = (
+                f"did you mean {ENV_PREFIX}{close.upper()}{rest}?"
+                if close
+                else "use MAIL2SMS_<SECTION>__<KEY> with SECTION one of "
+                f"{sorted(Settings.model_fields)}"
             )
+            raise ConfigError(f"environment variable {name}: unknown section {section!r}; {hint}")
         parsed: Any = value
         if value.strip().startswith(("[", "{")):
             try:
@@ -323,27 +420,102 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"environment variable {name}: not valid JSON: {exc}") from None
         if not key:
             found[section] = parsed
+            origins.update(_origins_of({section: parsed}, name))
             continue
         annotation = Settings.model_fields[section].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             if key not in annotation.model_fields:
+                close = _closest(key, annotation.model_fields)
+                hint = (
+                    f"did you mean {ENV_PREFIX}{section.upper()}__{close.upper()}?"
+                    if close
+                    else f"known keys: {sorted(annotation.model_fields)}"
+                )
                 raise ConfigError(
-                    f"environment variable {name}: unknown key {section}.{key}; "
-                    f"known keys: {sorted(annotation.model_fields)}"
+                    f"environment variable {name}: unknown key {section}.{key}; {hint}"
                 )
         elif section not in ("number_plan", "hlr"):
             raise ConfigError(f"environment variable {name}: set {section} as a whole, as JSON")
         found.setdefault(section, {})[key] = parsed
-    return found
+        origins[f"{section}.{key}"] = name
+    return found, origins
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    """One line (SPEC §13), naming each wrong key."""
+def _closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name `name` is most likely a typo of, if any."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _describe(exc: ValidationError, origins: Mapping[str, str]) -> str:
+    """One line (SPEC §13), in plain words: each wrong key, where it was set, what it needs."""
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown key; see config.example.toml for the known keys")
-        else:
-            problems.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
-    return f"invalid configuration ({source}): " + "; ".join(problems)
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc) or "(top level)"
+        origin = next(
+            (origins[k] for i in range(len(loc), 0, -1) if (k := ".".join(loc[:i])) in origins),
+            "",
+        )
+        where = f" ({origin})" if origin else ""
+        problems.append(f"{key}{where}: {_problem(error)}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+# What a setting needs, by pydantic's error type, in the words of someone writing TOML.
+_NEEDS = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string, in quotes",
+    "dict_type": "a table of key = value",
+    "model_type": "a table of key = value",
+    "missing": "required",
+    "string_too_short": "must not be empty",
+}
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind, loc = error["type"], error["loc"]
+    context: Mapping[str, Any] = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return _unknown_key([str(part) for part in loc])
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")  # ours: they name the value
+    if kind in ("tuple_type", "list_type"):
+        need = (
+            "a list of [[accounts]] tables"
+            if loc == ("accounts",)
+            else 'a list of strings, e.g. ["a", "b"]'
+        )
+    elif kind == "literal_error":
+        need = f"one of {context['expected']}"
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
+        bound = next(k for k in words if k in context)
+        limit = context[bound]
+        need = f"{words[bound]} {int(limit) if float(limit).is_integer() else limit}"
+    else:
+        need = _NEEDS.get(kind) or str(error["msg"]).removeprefix("Input should be ")
+    return need if kind == "missing" else f"{need} (got {error.get('input')!r})"
+
+
+def _unknown_key(loc: list[str]) -> str:
+    """An unknown key, with the known one it is closest to (or the known ones)."""
+    model: Any = Settings
+    if len(loc) > 1:
+        model = (
+            AccountSettings if loc[0] == "accounts" else Settings.model_fields[loc[0]].annotation
+        )
+    known = (
+        list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    )
+    what = "unknown section" if len(loc) == 1 else "unknown key"
+    close = _closest(loc[-1], known)
+    if close is None:
+        return f"{what}; known: {', '.join(known)}"
+    return f"{what}, did you mean {'.'.join([*loc[:-1], close])}?"

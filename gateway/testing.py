@@ -9,7 +9,7 @@ Installing the package registers it (entry point `pytest11`); a test asks for a 
 
 `mail2sms_gateway` is a fresh gateway per test; `mail2sms_gateway_session` is one gateway for
 the session, reset before each test; `@pytest.mark.mail2sms(config={...})` overrides settings
-for one test's `mail2sms_gateway`.
+for one test's `mail2sms_gateway`. The provider's HTTP API is at `http_api_url`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from email.message import EmailMessage
@@ -33,6 +33,7 @@ import pytest
 from gateway.client import request_email, submit, wait_for_items
 from gateway.config import Settings, load_settings
 from gateway.core.model import ReplyKind
+from gateway.errors import ConfigError
 from gateway.web.models import MAX_LIMIT, MAX_WAIT
 
 __all__ = ["FIXTURE_CLOCK", "RunningGateway", "fixture_settings"]
@@ -41,6 +42,18 @@ FIXTURE_CLOCK = "2026-12-01T10:00:00+01:00"  # a Tuesday, business hours, Paris
 DEFAULT_SENDER = "app@example.com"  # a sender of the demo account's domain
 _T = TypeVar("_T")
 Item = dict[str, Any]
+
+
+def _hide_from_tracebacks(info: pytest.ExceptionInfo[BaseException] | None) -> bool:
+    """A failure the plugin raises on purpose (a wait that timed out, an API refusal) is the
+    test's: its traceback stops at the test's own line. Any other exception is ours: its
+    frames stay, to be reported."""
+    return info is not None and info.errisinstance((AssertionError, ValueError))
+
+
+# pytest reads `__tracebackhide__` in each frame's locals, then its module's globals: so it
+# applies to every function of this module.
+__tracebackhide__ = _hide_from_tracebacks
 
 
 def fixture_settings(database: Path, config: Mapping[str, Any] | None = None) -> Settings:
@@ -66,7 +79,8 @@ class RunningGateway:
     """A gateway on its own event loop in a background thread, driven from any test.
 
     Where to send: `smtp_host`, `smtp_port`, `address` (the gateway address to mail),
-    `keyid` (the first configured account's, `demo` by default); the API at `api_url`.
+    `keyid` (the first configured account's, `demo` by default); the provider's HTTP API at
+    `http_api_url` (the base URL of its clients, ".../cgi-bin"); our API at `api_url`.
     Lists return the API's items, newest first. Usable as a context manager.
     """
 
@@ -86,6 +100,7 @@ class RunningGateway:
         self.smtp_host: str = settings.smtp.host
         self.smtp_port: int = self.gateway.smtp_port
         self.api_url = f"http://{settings.http.host}:{self.gateway.http_port}"
+        self.http_api_url = f"{self.api_url}/cgi-bin"
         self.address: str = settings.smtp.gateway_addresses[0]
         self.keyid: str = settings.accounts[0].keyid if settings.accounts else ""
         self._http = httpx.Client(base_url=self.api_url, timeout=MAX_WAIT + 10)
@@ -155,8 +170,8 @@ class RunningGateway:
     # Reading ---------------------------------------------------------------------------
 
     def sms(self, **filters: Any) -> list[Item]:
-        """The SMS sent, newest first; filters: to, account, tracker, email_id (and limit,
-        offset)."""
+        """The SMS sent, newest first; filters: to, account, tracker, email_id, channel ("mail"
+        or "http": the provider's HTTP API) (and limit, offset)."""
         return self._list("sms", filters)
 
     def emails(self, **filters: Any) -> list[Item]:
@@ -170,8 +185,9 @@ class RunningGateway:
         return self._list("replies", filters)
 
     def wait_for_sms(self, count: int = 1, timeout: float = 5, **filters: Any) -> list[Item]:
-        """The SMS matching `filters` once there are at least `count` (the API long-polls,
-        nothing sleeps); AssertionError after `timeout` seconds, telling what arrived."""
+        """The SMS matching `filters` (those of `sms()`) once there are at least `count` (the
+        API long-polls, nothing sleeps); AssertionError after `timeout` seconds, telling what
+        arrived."""
         items = self._wait("sms", count, timeout, filters)
         if len(items) < count:
             raise AssertionError(
@@ -320,13 +336,23 @@ def _marker_config(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(config)
 
 
+def _started(settings: Callable[[], Settings]) -> RunningGateway:
+    """A gateway on these settings; a setting of the marker it cannot use fails the test with
+    the one line that names it."""
+    try:
+        return RunningGateway(settings())
+    except ConfigError as exc:
+        failure = f"@pytest.mark.mail2sms(config=...): {exc}"
+    pytest.fail(failure, pytrace=False)  # out of `except`: no "during handling" traceback
+
+
 @pytest.fixture
 def mail2sms_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningGateway]:
     """A fresh gateway for one test: free ports, its own SQLite file, the demo account,
     the clock frozen at FIXTURE_CLOCK, replies kept; `@pytest.mark.mail2sms(config=...)`
     changes its settings."""
-    settings = fixture_settings(tmp_path / "mail2sms.db", _marker_config(request))
-    with RunningGateway(settings) as running:
+    config = _marker_config(request)
+    with _started(lambda: fixture_settings(tmp_path / "mail2sms.db", config)) as running:
         yield running
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
+from gateway.core import codes
 from gateway.testing import RunningGateway
 from tests.postgres import PostgresServer
 
@@ -123,6 +124,35 @@ def test_create_prints_a_readable_block_with_the_credentials(mail2sms_sqlite: Ru
     assert (lines["nostop_allowed"], lines["domains"]) == ("no", "-")
 
 
+def test_create_without_a_credit_says_every_sms_would_get_code_12(mail2sms_sqlite: Run) -> None:
+    done = mail2sms_sqlite("accounts create --keyid acme")
+    assert _ok(done)
+    assert (
+        "mail2sms: note: account 'acme' has no credit: every SMS it asks for gets code 12 until "
+        "`mail2sms accounts set acme --credit N`"
+    ) in done.stderr
+
+
+def test_create_with_a_credit_has_no_note(mail2sms_sqlite: Run) -> None:
+    done = mail2sms_sqlite("accounts create --keyid acme --credit 0")
+    assert _ok(done)
+    assert "note" not in done.stderr
+
+
+def test_create_keeps_items_as_the_rules_compare_them(mail2sms_sqlite: Run) -> None:
+    account = _created(
+        mail2sms_sqlite,
+        "--domain ' Acme.TEST ' --sender ' ACME ' --allowed-ip ' 10.0.0.1 ' "
+        "--blacklist '+33 6 01 02 03 04' --blacklist '+44 20 7183 8750'",
+    )
+    assert (account["domains"], account["senders"], account["allowed_ips"]) == (
+        ["acme.test"],
+        ["ACME"],
+        ["10.0.0.1"],
+    )
+    assert account["blacklist"] == ["0601020304", "+442071838750"]
+
+
 def test_create_with_a_taken_keyid_fails_naming_set(mail2sms_sqlite: Run) -> None:
     _created(mail2sms_sqlite, "--keyid acme")
     error = _fails(mail2sms_sqlite("accounts create --keyid acme"), 1)
@@ -135,6 +165,14 @@ def test_create_with_a_taken_keyid_fails_naming_set(mail2sms_sqlite: Run) -> Non
     [
         ("accounts create --credit -5", "--credit: an integer ≥ 0 (got '-5')"),
         ("accounts create --allowed-ip nope", "--allowed-ip: 'nope' is not an IP address"),
+        ("accounts create --domain 'acme test'", "--domain: 'acme test' is not a domain name"),
+        ("accounts create --domain @acme.test", "--domain: '@acme.test' is not a domain name"),
+        ("accounts create --sender AB", "--sender: 'AB' is not a sender id: 4 to 11 letters"),
+        ("accounts create --sender 12345", "--sender: '12345' is not a sender id"),
+        ("accounts create --blacklist 12", "--blacklist: '12' is not a phone number"),
+        ("accounts set acme --add-sender ACME-1", "--add-sender: 'ACME-1' is not a sender id"),
+        ("accounts set acme --blacklist 06x", "--blacklist: '06x' is not a phone number"),
+        ("accounts set acme --remove-domain a_b.fr", "--remove-domain: 'a_b.fr' is not a domain"),
         ("send --to 0601020304", "--text: give the message"),
     ],
 )
@@ -189,6 +227,33 @@ def test_set_changes_only_the_given_fields(mail2sms: Run) -> None:
     }
 
 
+def test_set_removes_an_item_written_another_way(mail2sms_sqlite: Run) -> None:
+    _created(mail2sms_sqlite, "--keyid acme --blacklist 0601020304 --blacklist 0601020305")
+    account = _json(
+        mail2sms_sqlite("accounts set acme --remove-blacklist '+33 6.01.02.03.04' --json")
+    )
+    assert account["blacklist"] == ["0601020305"]
+
+
+def test_accounts_commands_name_their_database_on_stderr(
+    mail2sms: Run, database_url: str, tmp_path: Path
+) -> None:
+    done = mail2sms("accounts list --json")
+    shown = f"{tmp_path / 'g.db'} (SQLite)" if database_url.startswith("sqlite") else database_url
+    assert _json(done) == {"items": [], "total": 0}
+    assert done.stderr == f"mail2sms: database {shown}\n"
+
+
+@pytest.mark.postgres
+def test_accounts_name_a_database_server_without_its_password(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = postgres_url.replace("://postgres@", "://postgres:s3cret@")
+    done = _runner(tmp_path, {"MAIL2SMS_DATABASE__URL": url})("accounts list --json")
+    assert _json(done) == {"items": [], "total": 0}
+    assert done.stderr == f"mail2sms: database {postgres_url.replace('@', ':***@')}\n"
+
+
 def test_set_add_credit_adds_to_the_balance(mail2sms_sqlite: Run) -> None:
     _created(mail2sms_sqlite, "--keyid acme --credit 10")
     assert _json(mail2sms_sqlite("accounts set acme --add-credit 100 --json"))["credit"] == 110
@@ -239,14 +304,35 @@ def test_send_delivers_a_request_and_prints_the_answer(
 def test_send_wait_prints_the_ack_and_the_not(
     mail2sms_gateway: RunningGateway, mail2sms_to: Run
 ) -> None:
-    out = _ok(mail2sms_to("send --to 0601020304 --to 0699000021 --text x --email-id 77 --wait"))
+    out = _ok(mail2sms_to("send --to 0601020304 --to 0701020304 --text x --email-id 77 --wait"))
     ack = mail2sms_gateway.wait_for_reply("ack", 77)
     not_ = mail2sms_gateway.wait_for_reply("not", 77)
     assert ack["to"] == not_["to"] == "app@example.com"
     assert f"--- Ack emailId 77 to app@example.com ---\n{ack['body']}" in out
     assert f"--- Not emailId 77 to app@example.com ---\n{not_['body']}" in out
-    assert "<code1>0</code1>" in not_["body"]
+    assert "<code1>0</code1>" in not_["body"] and "<code2>0</code2>" in not_["body"]
+
+
+def test_send_wait_exits_1_naming_each_number_not_sent(
+    mail2sms_gateway: RunningGateway, mail2sms_to: Run
+) -> None:
+    done = mail2sms_to("send --to 0601020304 --to 0699000021 --text x --email-id 78 --wait")
+    not_ = mail2sms_gateway.wait_for_reply("not", 78)
     assert "<code2>21</code2>" in not_["body"]
+    assert f"--- Not emailId 78 to app@example.com ---\n{not_['body']}" in done.stdout
+    assert done.returncode == 1
+    assert done.stderr == (
+        "mail2sms: emailId 78: 1 of 2 recipients not sent: 0699000021: code 21 "
+        f"({codes.message(21)})\n"
+    )
+
+
+def test_send_wait_exits_1_for_an_email_id_already_processed(mail2sms_to: Run) -> None:
+    _ok(mail2sms_to("send --to 0601020304 --text x --email-id 79 --wait"))
+    again = mail2sms_to("send --to 0601020304 --text x --email-id 79 --wait")
+    assert "<code>1</code>" in again.stdout
+    assert again.returncode == 1
+    assert again.stderr == "mail2sms: emailId 79 was already processed: nothing sent\n"
 
 
 def test_send_wait_for_a_refused_email_says_there_is_no_reply(mail2sms_to: Run) -> None:
@@ -306,7 +392,9 @@ def test_send_when_nothing_listens_says_what_to_start(mail2sms_sqlite: Run) -> N
 # help ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["", "accounts", "accounts create", "accounts set", "send"])
+@pytest.mark.parametrize(
+    "command", ["", "accounts", "accounts create", "accounts set", "send", "config"]
+)
 def test_help_has_examples(capsys: pytest.CaptureFixture[str], command: str) -> None:
     with pytest.raises(SystemExit) as exited:
         main([*command.split(), "--help"])

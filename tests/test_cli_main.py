@@ -4,6 +4,7 @@ MAIL2SMS_* variables that are not settings, and user errors as one line (SPEC §
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -17,9 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from gateway.tls import self_signed
+
 MAIL2SMS = Path(sys.executable).with_name("mail2sms")  # the console script of pyproject.toml
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) ")
-READY = re.compile(r"mail2sms: SMTP on .* web page and API on http://\S+/")
+# serve's start-up: one line per listener, then the database.
+READY = re.compile(
+    r"mail2sms: SMTP on .*\nmail2sms: web page and API on http://\S+/ .*\nmail2sms: database .*\n"
+)
 ADDRESS = "sms@config.test"  # the gateway address of the test's settings file
 
 
@@ -62,9 +68,17 @@ def _config(folder: Path, *lines: str) -> Path:
     return path
 
 
+@dataclasses.dataclass
+class Served:
+    ready: str  # the start-up lines
+    stdout: str = ""  # all of it, once stopped
+    stderr: str = ""
+
+
 @contextlib.contextmanager
-def _serving(cwd: Path, *args: str, **variables: str) -> Iterator[str]:
-    """`mail2sms <args>` running until its ready line; that line, then SIGTERM and exit 0."""
+def _serving(cwd: Path, *args: str, **variables: str) -> Iterator[Served]:
+    """`mail2sms <args>` running until its start-up lines; then SIGTERM, exit 0, and the whole
+    output in what it gave."""
     process = subprocess.Popen(
         [str(MAIL2SMS), *args],
         cwd=cwd,
@@ -89,12 +103,14 @@ def _serving(cwd: Path, *args: str, **variables: str) -> Iterator[str]:
             process.kill()
             _, errors = process.communicate(timeout=30)
             raise AssertionError(f"serve did not start: {printed!r}\n{errors.decode()[-3000:]}")
-        yield found.group(0)
+        served = Served(found.group(0))
+        yield served
     finally:
         if process.poll() is None:
             process.terminate()
-        process.communicate(timeout=30)
-    assert process.returncode == 0
+        rest, errors = process.communicate(timeout=30)
+    served.stdout, served.stderr = (printed + rest).decode(), errors.decode()
+    assert process.returncode == 0, served.stderr
 
 
 def _user_error(done: subprocess.CompletedProcess[str], status: int) -> str:
@@ -125,8 +141,8 @@ def test_serve_reads_the_config_given_before_or_after_the_command(
 ) -> None:
     config = str(_config(tmp_path))
     args = ("--config", config, "serve") if where == "before" else ("serve", "--config", config)
-    with _serving(tmp_path, *args) as ready:
-        assert f"(send to {ADDRESS})" in ready
+    with _serving(tmp_path, *args) as served:
+        assert f"(send to {ADDRESS};" in served.ready
 
 
 @pytest.mark.parametrize(
@@ -164,9 +180,19 @@ def test_verbose_given_anywhere_logs(tmp_path: Path, args: str) -> None:
     assert "Running upgrade" in done.stderr
 
 
-def test_without_verbose_db_upgrade_logs_nothing(tmp_path: Path) -> None:
+def test_without_verbose_db_upgrade_only_names_the_database(tmp_path: Path) -> None:
     done = _run(tmp_path, "db", "upgrade", "--config", str(_config(tmp_path)))
-    assert (done.returncode, done.stderr) == (0, "")
+    assert (done.returncode, done.stderr) == (
+        0,
+        f"mail2sms: database {tmp_path / 'c.db'} (SQLite)\n",
+    )
+
+
+@pytest.mark.parametrize("action", ["upgrade", "current"])
+def test_db_names_an_sqlite_file_relative_to_where_it_runs(tmp_path: Path, action: str) -> None:
+    done = _run(tmp_path, "db", action, MAIL2SMS_DATABASE__URL="sqlite+aiosqlite:///rel/g.db")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"mail2sms: database {tmp_path / 'rel' / 'g.db'} (SQLite)\n"
 
 
 # MAIL2SMS_* variables -----------------------------------------------------------------------
@@ -176,8 +202,8 @@ def test_serve_ignores_mail2sms_variables_that_are_not_settings(tmp_path: Path) 
     config = str(_config(tmp_path))
     with _serving(
         tmp_path, "--config", config, "serve", MAIL2SMS_HOME=str(tmp_path), MAIL2SMS_TOKEN="t"
-    ) as ready:
-        assert f"(send to {ADDRESS})" in ready
+    ) as served:
+        assert f"(send to {ADDRESS};" in served.ready
 
 
 def test_a_setting_variable_with_an_unknown_key_is_one_line_naming_it(tmp_path: Path) -> None:
@@ -247,7 +273,24 @@ def test_a_taken_http_port_is_one_line_naming_the_setting(tmp_path: Path, taken_
 def test_a_bad_setting_in_the_file_is_one_line_naming_it(tmp_path: Path) -> None:
     config = str(_config(tmp_path, "[limits]", "max_recipients = 'many'"))
     line = _user_error(_run(tmp_path, "--config", config, "serve"), 2)
-    assert f"invalid configuration ({config}): limits.max_recipients:" in line
+    assert line == (
+        f"mail2sms: invalid configuration: limits.max_recipients ({config}): a whole number "
+        "(got 'many')"
+    )
+
+
+def test_an_unknown_key_in_the_file_suggests_the_known_one(tmp_path: Path) -> None:
+    config = str(_config(tmp_path, "[relay]", "max_attempt = 3"))
+    line = _user_error(_run(tmp_path, "--config", config, "serve"), 2)
+    assert f"relay.max_attempt ({config}): unknown key, did you mean relay.max_attempts?" in line
+
+
+def test_a_missing_config_file_points_to_the_config_command(tmp_path: Path) -> None:
+    line = _user_error(_run(tmp_path, "--config", "nope.toml", "serve"), 2)
+    assert line == (
+        "mail2sms: config file nope.toml not found; `mail2sms config` prints every setting "
+        "with its default, to start one from"
+    )
 
 
 # serve --smtp-port, --http-port, --db ------------------------------------------------------
@@ -268,8 +311,8 @@ def test_serve_port_options_win_over_the_settings(
     config = str(_config(tmp_path))
     with _serving(
         tmp_path, "serve", "--config", config, f"--{service}-port", "0", **variable
-    ) as ready:
-        assert _port(ready, service) not in (0, taken_port)
+    ) as served:
+        assert _port(served.ready, service) not in (0, taken_port)
 
 
 @pytest.mark.parametrize("given", ["path", "url"])
@@ -291,3 +334,56 @@ def test_serve_db_option_unusable_is_one_line_naming_its_url(tmp_path: Path) -> 
     done = _run(tmp_path, "serve", "--config", str(_config(tmp_path)), "--db", "file/g.db")
     line = _user_error(done, 1)
     assert "cannot use database.url sqlite+aiosqlite:///file/g.db" in line
+
+
+# serve's start-up lines ---------------------------------------------------------------------
+
+
+def test_serve_prints_one_line_per_listener_then_the_database(tmp_path: Path) -> None:
+    config = str(_config(tmp_path))
+    with _serving(tmp_path, "serve", "--config", config, "--db", "rel/g.db") as served:
+        smtp, http, database = served.ready.splitlines()
+        smtp_port, http_port = _port(served.ready, "smtp"), _port(served.ready, "http")
+    assert smtp == (
+        f"mail2sms: SMTP on 127.0.0.1:{smtp_port} (send to {ADDRESS}; STARTTLS off; AUTH off)"
+    )
+    web = f"http://127.0.0.1:{http_port}"
+    assert http == f"mail2sms: web page and API on {web}/ (the provider's HTTP API: {web}/cgi-bin)"
+    assert database == f"mail2sms: database {tmp_path / 'rel' / 'g.db'} (SQLite)"
+
+
+def test_serve_says_nothing_twice_and_alembic_nothing(tmp_path: Path) -> None:
+    with _serving(tmp_path, "serve", "--config", str(_config(tmp_path))) as served:
+        pass
+    assert served.stdout == served.ready
+    assert "SMTP on" not in served.stderr
+    assert "alembic" not in served.stderr
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        (
+            ["starttls = true", 'auth = "any"'],
+            "STARTTLS on with a self-signed certificate; AUTH on: any login)",
+        ),
+        (
+            ['tls_cert = "cert.pem"', 'tls_key = "key.pem"', "starttls = true"],
+            "STARTTLS on with {folder}/cert.pem; AUTH off)",
+        ),
+        (
+            ['auth = "accounts"', "auth_required = true"],
+            "STARTTLS off; AUTH required: the accounts' logins)",
+        ),
+    ],
+)
+def test_serve_says_whether_starttls_and_auth_are_on(
+    tmp_path: Path, lines: list[str], said: str
+) -> None:
+    certificate, key = self_signed(("localhost",))
+    (tmp_path / "cert.pem").write_bytes(certificate)
+    (tmp_path / "key.pem").write_bytes(key)
+    config = _config(tmp_path).read_text().replace("[smtp]\n", "[smtp]\n" + "\n".join(lines) + "\n")
+    (tmp_path / "c.toml").write_text(config)
+    with _serving(tmp_path, "serve", "--config", "c.toml") as served:
+        assert served.ready.splitlines()[0].endswith(said.format(folder=tmp_path))

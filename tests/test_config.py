@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,13 +62,84 @@ def test_bad_file_names_the_key(tmp_path: Path, toml: str, named: str) -> None:
 @pytest.mark.parametrize(
     ("name", "named"),
     [
-        ("MAIL2SMS_SMTPX__PORT", "unknown section 'smtpx'"),
-        ("MAIL2SMS_SMTP__PROT", "unknown key smtp.prot"),
+        ("MAIL2SMS_SMTPX__PORT", "unknown section 'smtpx'; did you mean MAIL2SMS_SMTP__PORT?"),
+        ("MAIL2SMS_QWERTY__PORT", "unknown section 'qwerty'; use MAIL2SMS_<SECTION>__<KEY>"),
+        ("MAIL2SMS_SMTP__PROT", "unknown key smtp.prot; did you mean MAIL2SMS_SMTP__PORT?"),
+        ("MAIL2SMS_SMTP__QWERTY", "unknown key smtp.qwerty; known keys: ['auth', "),
     ],
 )
 def test_bad_environment_names_the_variable(name: str, named: str) -> None:
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(ConfigError, match=re.escape(f"environment variable {name}: {named}")):
         load_settings(environ={name: "1"})
+
+
+# Errors in plain words, naming the key and where it was set ---------------------------------
+
+
+def _error(toml: str, path: Path, environ: dict[str, str] | None = None) -> str:
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ=environ or {})
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        ("[smtp]\nport = 'abc'\n", "smtp.port (c.toml): a whole number (got 'abc')"),
+        ("[smtp]\ntimeout = 'x'\n", "smtp.timeout (c.toml): a number (got 'x')"),
+        ("[smtp]\nstarttls = 'maybe'\n", "smtp.starttls (c.toml): true or false (got 'maybe')"),
+        ("[smtp]\nhost = 5\n", "smtp.host (c.toml): a string, in quotes (got 5)"),
+        (
+            "[smtp]\ngateway_addresses = 'a@b.fr'\n",
+            'smtp.gateway_addresses (c.toml): a list of strings, e.g. ["a", "b"] (got \'a@b.fr\')',
+        ),
+        ("smtp = 5\n", "smtp (c.toml): a table of key = value (got 5)"),
+        ("[smtp]\nport = 70000\n", "smtp.port (c.toml): at most 65535 (got 70000)"),
+        ("[smtp]\ntimeout = 0\n", "smtp.timeout (c.toml): more than 0 (got 0)"),
+        (
+            "[smtp]\nauth = 'yes'\n",
+            "smtp.auth (c.toml): one of 'off', 'any' or 'accounts' (got 'yes')",
+        ),
+        ("[[accounts]]\ncredit = 1\n", "accounts.0.keyid (c.toml): required"),
+        ("[[accounts]]\nkeyid = ''\n", "accounts.0.keyid (c.toml): must not be empty (got '')"),
+        ("accounts = 5\n", "accounts (c.toml): a list of [[accounts]] tables (got 5)"),
+    ],
+)
+def test_a_wrong_value_is_said_in_plain_words(tmp_path: Path, toml: str, said: str) -> None:
+    assert _error(toml, tmp_path / "c.toml") == f"invalid configuration: {said}".replace(
+        "c.toml", str(tmp_path / "c.toml")
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        ("[smtp]\nprot = 1\n", "smtp.prot: unknown key, did you mean smtp.port?"),
+        ("[smpt]\nport = 1\n", "smpt: unknown section, did you mean smtp?"),
+        (
+            "[[accounts]]\nkeyid = 'a'\ncredits = 5\n",
+            "accounts.0.credits: unknown key, did you mean accounts.0.credit?",
+        ),
+        ("[clock]\nqwerty = 1\n", "clock.qwerty: unknown key; known: fixed"),
+    ],
+)
+def test_an_unknown_key_in_a_file_suggests_the_closest_known_one(
+    tmp_path: Path, toml: str, said: str
+) -> None:
+    key, _, problem = said.partition(": ")
+    assert f"{key} ({tmp_path / 'c.toml'}): {problem}" in _error(toml, tmp_path / "c.toml")
+
+
+def test_a_wrong_value_from_the_environment_names_its_variable(tmp_path: Path) -> None:
+    error = _error("[smtp]\nport = 'x'\n", tmp_path / "c.toml", {"MAIL2SMS_HTTP__PORT": "y"})
+    assert "http.port (MAIL2SMS_HTTP__PORT): a whole number (got 'y')" in error
+    assert f"smtp.port ({tmp_path / 'c.toml'}): a whole number (got 'x')" in error
+
+
+def test_a_wrong_override_is_named_without_an_origin() -> None:
+    with pytest.raises(ConfigError, match=r"^invalid configuration: stop\.txt: unknown key"):
+        load_settings(overrides={"stop": {"txt": "x"}}, environ={})
 
 
 def test_environment_ignores_mail2sms_variables_not_of_the_section_key_form() -> None:
@@ -104,3 +176,50 @@ def test_command_line_exits_2_naming_the_key(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "http.port" in done.stderr
+
+
+# Account items: what the rules can compare, for the file, the API and the CLI alike --------
+
+
+def _account(**fields: object) -> dict[str, object]:
+    settings = load_settings(overrides={"accounts": [{"keyid": "a", **fields}]}, environ={})
+    return settings.accounts[0].model_dump()
+
+
+def test_account_items_are_kept_as_the_rules_compare_them() -> None:
+    account = _account(
+        domains=[" Acme.TEST ", "société.fr"],
+        senders=[" MaSociete ", "ACME 2"],
+        allowed_ips=[" 10.0.0.0/8 "],
+        blacklist=["06 01 02 03 04", "+33 (0)7 01 02 03 04", "0033601020305", "+44 20 7183 8750"],
+    )
+    assert account["domains"] == ("acme.test", "société.fr")
+    assert account["senders"] == ("MaSociete", "ACME 2")
+    assert account["allowed_ips"] == ("10.0.0.0/8",)
+    assert account["blacklist"] == ("0601020304", "0701020304", "0601020305", "+442071838750")
+
+
+@pytest.mark.parametrize(
+    ("field", "item", "said"),
+    [
+        ("domains", "acme test", "'acme test' is not a domain name, e.g. example.com"),
+        ("domains", "app@acme.test", "'app@acme.test' is not a domain name"),
+        ("domains", "acme..test", "'acme..test' is not a domain name"),
+        ("domains", "-acme.test", "'-acme.test' is not a domain name"),
+        ("domains", "", "'' is not a domain name"),
+        ("senders", "ABC", "'ABC' is not a sender id: 4 to 11 letters, digits or spaces"),
+        ("senders", "MaSocieteXYZ", "'MaSocieteXYZ' is not a sender id"),
+        ("senders", "0601020304", "'0601020304' is not a sender id"),
+        ("senders", "Café", "'Café' is not a sender id"),
+        ("blacklist", "12", "'12' is not a phone number: 10 digits starting with 0, or +"),
+        ("blacklist", "06010203045", "'06010203045' is not a phone number"),
+        ("blacklist", "", "'' is not a phone number"),
+        ("allowed_ips", "10.0.0.300", "'10.0.0.300' is not an IP address or network"),
+    ],
+)
+def test_a_malformed_account_item_in_a_file_names_it(
+    tmp_path: Path, field: str, item: str, said: str
+) -> None:
+    error = _error(f"[[accounts]]\nkeyid = 'a'\n{field} = ['{item}']\n", tmp_path / "c.toml")
+    assert error.startswith(f"invalid configuration: accounts.0.{field} ({tmp_path / 'c.toml'}): ")
+    assert said in error

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway import __version__
-from gateway.cli import accounts, db, send, serve
+from gateway.cli import accounts, config, db, send, serve
 from gateway.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -29,7 +29,13 @@ class Command(Protocol):
     def run(self, settings: Settings, args: argparse.Namespace) -> int: ...
 
 
-COMMANDS: Mapping[str, Command] = {"serve": serve, "db": db, "accounts": accounts, "send": send}
+COMMANDS: Mapping[str, Command] = {
+    "serve": serve,
+    "db": db,
+    "accounts": accounts,
+    "send": send,
+    "config": config,
+}
 
 MAIN_EPILOG = """\
 examples:
@@ -37,8 +43,10 @@ examples:
   mail2sms --config staging.toml db upgrade       # migrate PostgreSQL before `serve`
   mail2sms accounts create --company Acme --domain acme.test --credit 500
   mail2sms send --to 0601020304 --text "Bonjour" --wait
+  mail2sms --config staging.toml config           # the settings in effect, every key
 
-Settings come from --config and MAIL2SMS_<SECTION>__<KEY> variables (config.example.toml)."""
+Settings come from --config and MAIL2SMS_<SECTION>__<KEY> variables; `mail2sms config`
+prints them all, with their defaults."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # aiosmtpd logs every SMTP command at INFO: a few hundred bytes and ~5 % CPU per email.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-        # Alembic lists its plugins at INFO at every start: seven lines of no news.
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        # Alembic names its plugins, its dialect and each migration at INFO at every start:
+        # no news (`serve` prints its database; `db current` tells the revision).
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     ignore_aiosqlite_late_answers()
     try:
         settings = load_settings(args.config)

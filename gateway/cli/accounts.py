@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import command, opening_database, print_json
-from gateway.config import Settings
+from gateway.cli.common import command, opening_database, print_database, print_json
+from gateway.config import Settings, domain_name, ip_network, phone_number, sender_id
 from gateway.errors import ConfigError, ConflictError, FieldError, GatewayError, NotFoundError
 
 if TYPE_CHECKING:
@@ -66,12 +66,13 @@ FLAG_FIELDS = (
     ("quiet_hours_lifted", "--quiet-hours-lifted", "no quiet hours (code 24) for this account"),
     ("international_allowed", "--international-allowed", "foreign numbers are allowed"),
 )
-# (field, option, metavar, help) of the list fields.
+# (field, option, metavar, help, check) of the list fields; `check` is the settings' own, so
+# that an item the API or the settings file would refuse is refused here too, naming the option.
 LIST_FIELDS = (
-    ("domains", "--domain", "DOMAIN", "an authorised sender domain (From: and envelope)"),
-    ("senders", "--sender", "SENDER", "an approved sender id (emetteur)"),
-    ("allowed_ips", "--allowed-ip", "IP", "a client IP or network allowed (none: any IP)"),
-    ("blacklist", "--blacklist", "NUMBER", "a number that gets code 11"),
+    ("domains", "--domain", "DOMAIN", "a sender domain (From: and envelope)", domain_name),
+    ("senders", "--sender", "SENDER", "an approved sender id (emetteur)", sender_id),
+    ("allowed_ips", "--allowed-ip", "IP", "a client IP or network (none: any IP)", ip_network),
+    ("blacklist", "--blacklist", "NUMBER", "a number that gets code 11", phone_number),
 )
 OPTION_OF: dict[str, str] = {
     "keyid": "--keyid",
@@ -99,12 +100,13 @@ def add_parser(commands: Any) -> None:
     change.add_argument(
         "--add-credit", type=int, metavar="N", help="add N to the credit (negative: take away)"
     )
-    for field, option, metavar, _ in LIST_FIELDS:
+    for field, option, metavar, _, check in LIST_FIELDS:
         name = option.removeprefix("--")
         change.add_argument(
             f"--add-{name}",
             action="append",
             dest=f"add_{field}",
+            type=_item(check),
             metavar=metavar,
             help=f"add one to {field}",
         )
@@ -112,6 +114,7 @@ def add_parser(commands: Any) -> None:
             f"--remove-{name}",
             action="append",
             dest=f"remove_{field}",
+            type=_item(check),
             metavar=metavar,
             help=f"remove one from {field}",
         )
@@ -128,7 +131,10 @@ def _add_account_options(parser: argparse.ArgumentParser, replace_help: str) -> 
     for field, option, metavar, text in TEXT_FIELDS:
         parser.add_argument(option, dest=field, metavar=metavar, help=text)
     parser.add_argument(
-        "--credit", type=_natural("--credit"), metavar="N", help="credit, in SMS parts"
+        "--credit",
+        type=_natural("--credit"),
+        metavar="N",
+        help="credit, in SMS parts (at creation, 0 when absent: every SMS then gets code 12)",
     )
     parser.add_argument(
         "--rate-limit",
@@ -141,9 +147,14 @@ def _add_account_options(parser: argparse.ArgumentParser, replace_help: str) -> 
         parser.add_argument(
             option, dest=field, action=argparse.BooleanOptionalAction, default=None, help=text
         )
-    for field, option, metavar, text in LIST_FIELDS:
+    for field, option, metavar, text, check in LIST_FIELDS:
         parser.add_argument(
-            option, dest=field, action="append", metavar=metavar, help=f"{text}; {replace_help}"
+            option,
+            dest=field,
+            action="append",
+            type=_item(check),
+            metavar=metavar,
+            help=f"{text}; {replace_help}",
         )
 
 
@@ -161,6 +172,20 @@ def _natural(option: str) -> Callable[[str], int]:
     return parse
 
 
+def _item(check: Callable[[str], str]) -> Callable[[str], str]:
+    """An option's type from a settings check: what it refuses is a usage error naming the
+    option; what it accepts is normalised as the account keeps it."""
+
+    def parse(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_accounts(settings, args))
 
@@ -175,6 +200,7 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with opening_database(settings.database.url):
             await gateway.prepare_database()
+        print_database(settings.database.url)
         if args.accounts_command == "list":
             return await _list_accounts(gateway, args)
         if args.accounts_command == "create":
@@ -232,6 +258,12 @@ async def _create_account(gateway: Gateway, args: argparse.Namespace) -> int:
         account = await admin.create_account(gateway.engine, fields, gateway.clock.now())
     except FieldError as exc:
         raise _option_error(exc, args.keyid) from None
+    if args.credit is None:
+        print(
+            f"mail2sms: note: account {account['keyid']!r} has no credit: every SMS it asks "
+            f"for gets code 12 until `mail2sms accounts set {account['keyid']} --credit N`",
+            file=sys.stderr,
+        )
     _print_account(account, as_json=args.json)
     return 0
 
@@ -282,14 +314,8 @@ def _list_edits(
     args: argparse.Namespace, replaced: Mapping[str, Any]
 ) -> dict[str, Callable[[list[str]], list[str]]]:
     """For each list field given --add-…, --remove-… or --no-…: how to change its value."""
-    from gateway.core.numbers import normalise
-
-    same: dict[str, Callable[[str], str]] = {
-        "domains": lambda d: d.strip().lower(),
-        "blacklist": normalise,
-    }
     edits: dict[str, Callable[[list[str]], list[str]]] = {}
-    for field, option, _, _ in LIST_FIELDS:
+    for field, option, *_ in LIST_FIELDS:
         name = option.removeprefix("--")
         add: list[str] = getattr(args, f"add_{field}") or []
         remove: list[str] = getattr(args, f"remove_{field}") or []
@@ -302,31 +328,25 @@ def _list_edits(
                 f"{option}, --add-{name}/--remove-{name}, --no-{field.replace('_', '-')}: "
                 f"give one way of changing {field}"
             )
-        key = same.get(field, str.strip)
-        edits[field] = _list_edit(field, name, add, remove, clear, key)
+        edits[field] = _list_edit(field, name, add, remove, clear)
     return edits
 
 
 def _list_edit(
-    field: str,
-    name: str,
-    add: list[str],
-    remove: list[str],
-    clear: bool,
-    key: Callable[[str], str],
+    field: str, name: str, add: list[str], remove: list[str], clear: bool
 ) -> Callable[[list[str]], list[str]]:
+    """The items are compared as the account keeps them: the options normalised them so."""
+
     def edit(current: list[str]) -> list[str]:
         if clear:
             return []
         kept = list(current)
         for value in remove:
-            if all(key(item) != key(value) for item in kept):
+            if value not in kept:
                 listed = ", ".join(current) or "empty"
                 raise GatewayError(f"--remove-{name}: {value!r} is not in {field} ({listed})")
-            kept = [item for item in kept if key(item) != key(value)]
-        for value in add:
-            if all(key(item) != key(value) for item in kept):
-                kept.append(value)
+            kept = [item for item in kept if item != value]
+        kept += [value for value in dict.fromkeys(add) if value not in kept]
         return kept
 
     return edit

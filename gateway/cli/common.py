@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +28,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="a TOML settings file (see config.example.toml); MAIL2SMS_<SECTION>__<KEY> "
-        "environment variables override it",
+        help="a TOML settings file (`mail2sms config` prints every key); "
+        "MAIL2SMS_<SECTION>__<KEY> environment variables override it",
         **unset,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every email", **unset)
@@ -68,11 +70,28 @@ def unusable_database(url: str, error: Exception) -> StorageError:
     else:
         text = str(getattr(cause, "orig", None) or cause).strip()
         why = text.splitlines()[0] if text else type(cause).__name__
-    shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
     return StorageError(
-        f"cannot use database.url {shown} ({why}); set database.url to a usable database "
-        "(in the --config file, MAIL2SMS_DATABASE__URL or serve --db)"
+        f"cannot use database.url {hide_password(url)} ({why}); set database.url to a usable "
+        "database (in the --config file, MAIL2SMS_DATABASE__URL or serve --db)"
     )
+
+
+def print_database(url: str) -> None:
+    """One line on stderr (stdout stays the command's): the database the command acts on."""
+    print(f"mail2sms: database {database_shown(url)}", file=sys.stderr)
+
+
+def database_shown(url: str) -> str:
+    """An SQLite file by its absolute path, any other database by its URL without password."""
+    from gateway.store.engine import sqlite_path
+
+    path = sqlite_path(url)
+    return f"{os.path.abspath(path)} (SQLite)" if path is not None else hide_password(url)
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password, if any, as ***."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def ignore_aiosqlite_late_answers() -> None:

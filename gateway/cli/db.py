@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from gateway.cli.common import command, opening_database
+from gateway.cli.common import command, opening_database, print_database
 from gateway.config import Settings
 
 
@@ -37,9 +37,11 @@ async def _db(settings: Settings, action: str) -> int:
         with opening_database(url):
             if action == "upgrade":
                 await migrate.upgrade(engine)
-                print(f"mail2sms: database at revision {migrate.head_revision()}")
+                said = f"mail2sms: database at revision {migrate.head_revision()}"
             else:
-                print(await migrate.current_revision(engine) or "(empty database)")
+                said = await migrate.current_revision(engine) or "(empty database)"
     finally:
         await engine.dispose()
+    print_database(url)
+    print(said)
     return 0

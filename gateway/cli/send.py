@@ -27,7 +27,11 @@ examples:
 
 Line breaks in --text are written Ö, as the provider requires (a literal Ö becomes a line
 break too). With --wait and neither --ack nor --not, both replies are asked for at the
---from address; the gateway keeps them visible in its API even when it relays them."""
+--from address; the gateway keeps them visible in its API even when it relays them.
+
+Exit status: 0 sent (with --wait: and every recipient got code 0); 1 refused, a reply
+missing, or (with --wait) a recipient given another code, each named on stderr; 2 a wrong
+option."""
 
 
 def add_parser(commands: Any) -> None:
@@ -78,7 +82,10 @@ def add_parser(commands: Any) -> None:
     request.add_argument("--nostop", action="store_true", help="<nostop>1</nostop>")
     then = send.add_argument_group("then")
     then.add_argument(
-        "--wait", action="store_true", help="wait for the Ack and the Not and print their XML"
+        "--wait",
+        action="store_true",
+        help="wait for the Ack and the Not and print their XML; exit status 1 unless every "
+        "recipient got code 0",
     )
     then.add_argument(
         "--timeout",
@@ -262,7 +269,27 @@ def _wait_for_replies(
             f"--wait: cannot read the replies from {api} ({exc}); give the gateway's API "
             "with --api (http.port of the settings)"
         ) from None
-    return 0
+    return _every_number_sent(email_id, email)
+
+
+def _every_number_sent(email_id: str, email: Mapping[str, Any] | None) -> int:
+    """0 when every recipient got code 0; else 1, naming the others on stderr."""
+    if email is not None and email["status"] == "duplicate":
+        print(f"mail2sms: emailId {email_id} was already processed: nothing sent", file=sys.stderr)
+        return EXIT_FAILURE
+    results = email["results"] if email is not None else []
+    failed = [r for r in results if r["code"] != 0]
+    if not failed:
+        return 0
+    codes = "; ".join(
+        f"{r['tel'] or 'the request'}: code {r['code']} ({r['message']})" for r in failed
+    )
+    print(
+        f"mail2sms: emailId {email_id}: {len(failed)} of {len(results)} recipients not sent: "
+        f"{codes}",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
 
 
 def _our_email(http: Any, message_id: str) -> dict[str, Any] | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from gateway.cli.common import command, opening_database, unusable_database
+from gateway.cli.common import command, database_shown, opening_database, unusable_database
 from gateway.config import DatabaseSettings, Settings
 from gateway.errors import ConfigError, NotMigratedError, StorageError
 
@@ -83,16 +84,31 @@ async def _serve(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
     try:
         await _start(gateway, url)
-        print(
-            f"mail2sms: SMTP on {settings.smtp.host}:{gateway.smtp_port} "
-            f"(send to {settings.smtp.gateway_addresses[0]}), "
-            f"web page and API on http://{settings.http.host}:{gateway.http_port}/",
-            flush=True,
-        )
+        print(*listening(settings, gateway.smtp_port, gateway.http_port), sep="\n", flush=True)
         await stop.wait()
     finally:
         await gateway.stop()
     return 0
+
+
+def listening(settings: Settings, smtp_port: int, http_port: int) -> list[str]:
+    """What serves where, one line each: SMTP, HTTP, the database."""
+    smtp = settings.smtp
+    if not smtp.starttls:
+        tls = "STARTTLS off"
+    elif smtp.tls_cert:
+        tls = f"STARTTLS on with {os.path.abspath(smtp.tls_cert)}"
+    else:
+        tls = "STARTTLS on with a self-signed certificate"
+    logins = {"off": "", "any": "any login", "accounts": "the accounts' logins"}[smtp.auth]
+    auth = f"AUTH {'required' if smtp.auth_required else 'on'}: {logins}" if logins else "AUTH off"
+    web = f"http://{settings.http.host}:{http_port}"
+    return [
+        f"mail2sms: SMTP on {smtp.host}:{smtp_port} (send to {' or '.join(smtp.gateway_addresses)};"
+        f" {tls}; {auth})",
+        f"mail2sms: web page and API on {web}/ (the provider's HTTP API: {web}/cgi-bin)",
+        f"mail2sms: database {database_shown(settings.database.url)}",
+    ]
 
 
 async def _start(gateway: Gateway, url: str) -> None:

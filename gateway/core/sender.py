@@ -24,11 +24,16 @@ def check_emetteur(
     sender = emetteur.strip()
     if not sender:
         return codes.SENDER_EMPTY, sender, False
-    if not _FORMAT.fullmatch(sender) or not _LETTER.search(sender):
+    if not well_formed(sender):
         return codes.SENDER_NOT_ALLOWED, sender, False
     if sender not in approved:
         return codes.SENDER_NOT_ALLOWED, sender, False
     return None, sender, True
+
+
+def well_formed(sender: str) -> bool:
+    """4 to 11 letters, digits or spaces, with a letter: the sender ids operators show."""
+    return bool(_FORMAT.fullmatch(sender) and _LETTER.search(sender))
 
 
 def with_stop(text: str, stop_text: str) -> str:

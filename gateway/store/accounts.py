@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import AccountSettings
 from gateway.core.model import Account
-from gateway.core.numbers import normalise
 from gateway.store.tables import accounts
 
 # The fields a client may set (the names of [[accounts]] in config), with their JSON lists.
@@ -41,8 +40,6 @@ def _row_values(settings: AccountSettings | Mapping[str, Any]) -> dict[str, Any]
     for name in LIST_FIELDS:
         if name in data:
             data[name] = list(data[name])
-    if "blacklist" in data:
-        data["blacklist"] = [normalise(n) for n in data["blacklist"]]
     return data
 
 

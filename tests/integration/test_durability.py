@@ -34,7 +34,7 @@ from tests.relay import Received, Relay
 GATEWAY_ADDRESS = "sendsms@isendpro-api.com"
 SENDER = "app@example.com"
 CREDIT = 100_000
-READY = re.compile(r"SMTP on 127\.0\.0\.1:(\d+) .*http://127\.0\.0\.1:(\d+)/")
+READY = re.compile(r"SMTP on 127\.0\.0\.1:(\d+) .*\n.*http://127\.0\.0\.1:(\d+)/")
 MESSAGE_ID = re.compile(rb"^Message-ID: <reply-(\d+)\.", re.MULTILINE | re.IGNORECASE)
 ROOT = Path(__file__).resolve().parents[2]
 

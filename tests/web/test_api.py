@@ -343,6 +343,9 @@ async def test_unknown_account_is_404(client: httpx.AsyncClient) -> None:
         ({"colour": "red"}, "colour"),
         ({"keyid": ""}, "keyid"),
         ({"allowed_ips": ["x"]}, "allowed_ips"),
+        ({"domains": ["not a domain"]}, "domains"),
+        ({"senders": ["AB"]}, "senders"),
+        ({"blacklist": ["12"]}, "blacklist"),
     ],
 )
 async def test_bad_account_field_is_400_naming_it(
