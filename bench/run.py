@@ -11,6 +11,8 @@ measured run, a load generator (`bench.load`). Phases (`--phases`):
   the top functions by own time (py-spy: `.venv/bin/pip install py-spy`, else skipped).
 - rss: `--emails-for-rss` emails in one long run; the gateway's VmRSS over time and its VmHWM.
 - api: `GET /api/v1/sms` latencies on a database seeded directly with `--sms-rows` SMS.
+- abuse: an ordinary client's latency (SMTP and /healthz) alone, then while one party sends
+  heavy mail (250,000-line CSVs, anonymous and authorised; 8 MB bodies): bench/abuse.py.
 - postgres (with `--postgres URL|auto`): the 1- and 500-recipient figures on PostgreSQL for one
   and for two gateway replicas on one database, the load split across them.
 
@@ -31,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.abuse import abuse_phase, abuse_table
 from bench.phases import (
     SCENARIOS,
     Ids,
@@ -48,7 +51,7 @@ from bench.report import report
 from bench.servers import ROOT, start_gateway, start_sink, write_config
 
 RESULTS = ROOT / "bench" / "results"
-PHASES = ("throughput", "profile", "rss", "api", "postgres")
+PHASES = ("throughput", "profile", "rss", "api", "abuse", "postgres")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -145,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     gateway.stop()
             if "api" in args.phases:
                 results["api"] = api_phase(args, folder)
+            if "abuse" in args.phases:
+                results["abuse"] = abuse_phase(folder, 5.0 if args.quick else 20.0)
             if "postgres" in args.phases:
                 if not sink_rows:
                     sink_rows = [
@@ -157,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["settings"]["calibration_ms"].append(calibrate())
     Path(results["file"]).write_text(json.dumps(results, indent=1, default=str))
     print(report(results))
+    if "abuse" in results:
+        print()
+        print(abuse_table(results["abuse"]))
     return 0
 
 

@@ -38,6 +38,7 @@ class Gateway:
         self.rules = RuleSettings(
             stop_text=settings.stop.text,
             http_stop_text=settings.stop.http_text,
+            raw_max_bytes=settings.storage.raw_max_bytes,
             default_sender=settings.sms.default_sender,
             max_recipients=settings.limits.max_recipients,
             magic_numbers=settings.sms.magic_numbers,
@@ -77,6 +78,7 @@ class Gateway:
     async def start(self) -> None:
         """Bind SMTP and HTTP (port 0 picks free ones) and start the writer and the outbox."""
         from gateway.outbox import Outbox
+        from gateway.retention import Pruner
         from gateway.scheduler import Scheduler
         from gateway.service import Service
         from gateway.smtp import start_smtp
@@ -111,6 +113,9 @@ class Gateway:
         outbox = Outbox(self.engine, self.settings.relay, self.changes, self.metrics)
         self._spawn(outbox.run(), "outbox")
         self._spawn(Scheduler(self.engine, self.clock, self.changes).run(), "scheduler")
+        pruner = Pruner(self.engine, self.clock, self.settings.storage, self.changes)
+        if pruner.active:
+            self._spawn(pruner.run(), "retention")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=f"mail2sms-{name}")

@@ -144,6 +144,15 @@ class QuietHoursSettings(_Section):
     alsace_moselle: bool = False
 
 
+class StorageSettings(_Section):
+    """What the database keeps (SPEC §16): a bounded disk whatever arrives."""
+
+    raw_max_bytes: int = Field(64 * 1024, ge=0, le=2**31)
+    max_age: int = Field(0, ge=0, le=100 * 365 * 86400)  # seconds; 0 = keep everything
+    max_emails: int = Field(0, ge=0, le=2**62)  # 0 = no limit
+    prune_interval: float = Field(60.0, gt=0, le=86400)
+
+
 class LimitsSettings(_Section):
     max_recipients: int = Field(500, ge=1)
     max_body_chars: int = Field(1_000_000, ge=1000)
@@ -260,6 +269,7 @@ class Settings(_Section):
     sms: SmsSettings = SmsSettings()
     quiet_hours: QuietHoursSettings = QuietHoursSettings()
     limits: LimitsSettings = LimitsSettings()
+    storage: StorageSettings = StorageSettings()
     number_plan: dict[str, NumberKind] = Field(default_factory=dict)
     hlr: dict[str, str] = Field(default_factory=dict)
     accounts: tuple[AccountSettings, ...] = (DEMO_ACCOUNT,)

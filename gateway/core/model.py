@@ -151,6 +151,7 @@ class RuleSettings:
     magic_numbers: bool = True
     alsace_moselle: bool = False
     number_plan: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    raw_max_bytes: int = 64 * 1024  # what a refused or unprocessed email keeps of its raw
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import ConflictError, InvalidFieldError, NotFoundError, invalid_field
-from gateway.store import accounts, reads
+from gateway.store import accounts, reads, retention
 from gateway.store.engine import write_transaction
 from gateway.store.tables import email_ids, emails, faults, replies, sms
 
@@ -117,4 +117,5 @@ async def reset_messages(engine: AsyncEngine) -> dict[str, int]:
             ("emails", emails),
         ):
             deleted[name] = (await conn.execute(delete(table))).rowcount
+    await retention.give_space_back(engine)
     return deleted

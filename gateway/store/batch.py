@@ -104,6 +104,9 @@ _EMAIL_LENGTHS = {
 }
 
 
+_RAW_CUT = (EmailStatus.REFUSED, EmailStatus.NOT_PROCESSED)
+
+
 def fault_from_row(row: Any) -> Fault:
     return Fault(
         id=row.id, code=row.code, remaining=row.remaining, number=row.number, keyid=row.keyid
@@ -273,6 +276,12 @@ class _Book:
             "warnings": list(result.warnings),
             "raw": inbound.raw,
         }
+        kept = self._rules.raw_max_bytes
+        if result.status in _RAW_CUT and len(inbound.raw) > kept:
+            # Refused mail is anyone's to send: the disk it takes stays bounded (SPEC §16).
+            row["raw"] = inbound.raw[:kept]
+            size = len(inbound.raw)
+            row["warnings"].append(f"raw message cut to its first {kept} of {size} bytes")
         for name, length in _EMAIL_LENGTHS.items():
             value = row[name]
             if value is not None and len(value) > length:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from gateway.core import csvmerge, intake, mime
@@ -114,3 +115,25 @@ def test_a_big_email_is_read_off_the_event_loop(
     gw.send(big)
     assert threads[0] == "mail2sms"  # the gateway's event loop thread
     assert threads[1] != "mail2sms"
+
+
+def test_a_refused_email_keeps_only_raw_max_bytes_of_itself(
+    mail2sms_gateway: RunningGateway,
+) -> None:
+    gw = mail2sms_gateway
+    body = CAMPAIGN.format(keyid="nobody", email_id=8) + "\n" + "z" * 200_000
+    gw.send(gw.request_email(body))
+    (email,) = gw.emails()
+    raw = httpx.get(email["raw_url"], timeout=10).content
+    assert len(raw) == 64 * 1024
+    assert any("cut to its first 65536" in warning for warning in email["warnings"])
+
+
+def test_a_processed_email_is_kept_whole(mail2sms_gateway: RunningGateway) -> None:
+    gw = mail2sms_gateway
+    body = CAMPAIGN.format(keyid="demo", email_id=9).replace(
+        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>") + "\n" + "z" * 100_000
+    sent = gw.request_email(body).as_bytes()
+    gw.send(sent)
+    (email,) = gw.emails()
+    assert len(httpx.get(email["raw_url"], timeout=10).content) > 100_000

@@ -85,8 +85,11 @@ class Rows:
         return email_row
 
     async def sms(self, publish: bool = True, **values: Any) -> int:
-        email_row = values.pop("email_row", None) or await self.email(
-            publish=False, email_id=values.get("email_id", "1")
+        # email_row=None: an SMS of the HTTP API, which has no email.
+        email_row = (
+            values.pop("email_row")
+            if "email_row" in values
+            else await self.email(publish=False, email_id=values.get("email_id", "1"))
         )
         account_id = await self.account_id(values.pop("keyid", "demo"))
         row: dict[str, Any] = {

@@ -1,0 +1,178 @@
+"""The abuse phase: an ordinary client's latency while one party sends heavy mail (SPEC §16).
+
+One gateway (SQLite); an ordinary client sends a 1-recipient request every 50 ms and a health
+check asks `/healthz` every 100 ms, first alone (baseline), then while one heavy sender loops
+over one kind of heavy mail: a 250,000-line `mobiles.csv` from an unknown keyid, the same from
+an authorised account (code 23 after 501 lines), and 8 MB bodies. Each run is bounded in
+count and time; the figures are the ordinary client's and the health check's p50/p99/max.
+"""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.load import percentiles
+from bench.phases import say
+from bench.servers import KEYID, Server, start_gateway, write_config
+
+GATEWAY_ADDRESS = "sendsms@isendpro-api.com"
+ORDINARY_EVERY = 0.05
+HEALTH_EVERY = 0.1
+HEAVY_MAX = 200  # heavy emails per run at most
+
+
+def _email(body: str, *, attachments: tuple[tuple[str, bytes], ...] = (), n: int = 0) -> bytes:
+    headers = (
+        f"From: app@example.com\r\nTo: {GATEWAY_ADDRESS}\r\nSubject: abuse {n}\r\n"
+        f"Message-ID: <abuse-{n}-{time.monotonic_ns()}@example.com>\r\nMIME-Version: 1.0\r\n"
+    )
+    if not attachments:
+        return (headers + "Content-Type: text/plain\r\n\r\n" + body + "\r\n").encode()
+    boundary = "abuse-boundary-7c1e"
+    parts = [f"--{boundary}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"]
+    for name, content in attachments:
+        encoded = base64.encodebytes(content).decode().replace("\n", "\r\n")
+        parts.append(
+            f"--{boundary}\r\nContent-Type: text/csv\r\n"
+            f'Content-Disposition: attachment; filename="{name}"\r\n'
+            f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n"
+        )
+    return (
+        headers + f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+        + "".join(parts) + f"--{boundary}--\r\n"
+    ).encode()
+
+
+def _campaign(keyid: str) -> Callable[[int], bytes]:
+    mobiles = b"".join(b"0612%06d;;v\n" % (n % 1_000_000) for n in range(250_000))
+    attachments = (("mobiles.csv", mobiles), ("message.csv", b"Bonjour [1]\n"))
+
+    def make(n: int) -> bytes:
+        body = f"<envoi><keyid>{keyid}</keyid><emailId>{7_000_000 + n}</emailId></envoi>"
+        return _email(body, attachments=attachments, n=n)
+
+    return make
+
+
+_BIG = ("z" * 998 + "\r\n") * (8 * 1024 * 1024 // 1000)  # SMTP lines stay under 1000 octets
+
+
+def _big_body(n: int) -> bytes:
+    return _email("<envoi><keyid>nobody</keyid></envoi>\r\n" + _BIG, n=n)
+
+
+HEAVY: dict[str, Callable[[], Callable[[int], bytes]]] = {
+    "250,000-line CSV, unknown keyid": lambda: _campaign("nobody"),
+    "250,000-line CSV, authorised (23)": lambda: _campaign(KEYID),
+    "8 MB bodies, unknown keyid": lambda: _big_body,
+}
+
+
+def _ordinary(smtp: tuple[str, int], stop: threading.Event, first_id: int) -> list[float]:
+    latencies: list[float] = []
+    n = 0
+    with smtplib.SMTP(*smtp, timeout=60) as client:
+        while not stop.is_set():
+            n += 1
+            body = (
+                f"<envoi><keyid>{KEYID}</keyid><num>0612000001</num><sms>x</sms>"
+                f"<emailId>{first_id + n}</emailId></envoi>"
+            )
+            started = time.perf_counter()
+            client.sendmail("app@example.com", [GATEWAY_ADDRESS], _email(body, n=n))
+            latencies.append(time.perf_counter() - started)
+            stop.wait(ORDINARY_EVERY)
+    return latencies
+
+
+def _health(api: str, stop: threading.Event) -> list[float]:
+    latencies: list[float] = []
+    with httpx.Client(base_url=api, timeout=30) as http:
+        while not stop.is_set():
+            started = time.perf_counter()
+            http.get("/healthz").raise_for_status()
+            latencies.append(time.perf_counter() - started)
+            stop.wait(HEALTH_EVERY)
+    return latencies
+
+
+def _heavy(smtp: tuple[str, int], make: Callable[[int], bytes], stop: threading.Event) -> int:
+    sent = 0
+    with smtplib.SMTP(*smtp, timeout=120) as client:
+        while not stop.is_set() and sent < HEAVY_MAX:
+            client.sendmail("app@example.com", [GATEWAY_ADDRESS], make(sent))
+            sent += 1
+    return sent
+
+
+def _measure(
+    gateway: Server, make: Callable[[int], bytes] | None, seconds: float, first_id: int
+) -> dict[str, Any]:
+    stop = threading.Event()
+    found: dict[str, Any] = {}
+
+    def keep(name: str, work: Callable[[], Any]) -> threading.Thread:
+        thread = threading.Thread(target=lambda: found.__setitem__(name, work()), daemon=True)
+        thread.start()
+        return thread
+
+    threads = [
+        keep("ordinary", lambda: _ordinary(gateway.smtp, stop, first_id)),
+        keep("health", lambda: _health(gateway.api, stop)),
+    ]
+    if make is not None:
+        threads.append(keep("heavy", lambda: _heavy(gateway.smtp, make, stop)))
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(180)
+    return {
+        "ordinary_ms": percentiles(found.get("ordinary", [])),
+        "health_ms": percentiles(found.get("health", [])),
+        "heavy_emails": found.get("heavy", 0),
+        "memory": gateway.memory(),
+    }
+
+
+def abuse_phase(folder: Path, seconds: float) -> dict[str, Any]:
+    config = write_config(folder / "abuse.toml", f"sqlite+aiosqlite:///{folder / 'abuse.db'}")
+    gateway = start_gateway("gateway-abuse", config, folder)
+    results: dict[str, Any] = {}
+    try:
+        say("abuse: the ordinary client alone")
+        results["alone"] = _measure(gateway, None, seconds, 8_000_000)
+        for index, (name, factory) in enumerate(HEAVY.items(), start=1):
+            say(f"abuse: the ordinary client while one party sends {name}")
+            results[name] = _measure(gateway, factory(), seconds, 8_000_000 + index * 100_000)
+    finally:
+        gateway.stop()
+    return results
+
+
+def abuse_table(results: dict[str, Any]) -> str:
+    rows = [
+        ("while one party sends", "ordinary p50", "p99", "max", "healthz p50", "p99", "max",
+         "heavy sent", "peak RSS MiB")
+    ]  # fmt: skip
+    for name, found in results.items():
+        ordinary, health = found["ordinary_ms"], found["health_ms"]
+        rows.append(
+            (
+                name,
+                *(f"{ordinary.get(k, 0):.1f}" for k in ("p50", "p99", "max")),
+                *(f"{health.get(k, 0):.1f}" for k in ("p50", "p99", "max")),
+                str(found["heavy_emails"]),
+                f"{found['memory'].get('VmHWM', 0):.0f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    return "latency in ms (SMTP: DATA to 250 of a 1-recipient request)\n" + "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Retention (SPEC §16): the oldest records pruned by age and by count, and the space of a
+reset given back, so that the disk stays bounded whatever arrives."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.core.model import ReplyState
+from gateway.store.engine import write_transaction
+from gateway.store.tables import emails, replies, sms
+
+CHUNK = 2000  # emails deleted per transaction: the writer never waits long behind a prune
+
+
+async def prune(
+    engine: AsyncEngine, *, older_than: datetime | None, keep_emails: int
+) -> dict[str, int]:
+    """Delete emails received before `older_than` and all but the newest `keep_emails` (0: no
+    count limit), with their SMS and replies — except an email whose reply is still pending
+    delivery — and SMS of the HTTP API created before `older_than`. Counts per table."""
+    deleted = {"emails": 0, "sms": 0, "replies": 0}
+    while True:
+        async with write_transaction(engine) as conn:
+            doomed = _doomed(older_than, await _first_kept(conn, keep_emails))
+            ids = list(
+                (
+                    await conn.execute(
+                        select(emails.c.id).where(doomed).order_by(emails.c.id).limit(CHUNK)
+                    )
+                ).scalars()
+            )
+            if not ids:
+                break
+            for name, table, column in (
+                ("sms", sms, sms.c.email_row),
+                ("replies", replies, replies.c.email_row),
+                ("emails", emails, emails.c.id),
+            ):
+                deleted[name] += (await conn.execute(delete(table).where(column.in_(ids)))).rowcount
+    if older_than is not None:
+        async with write_transaction(engine) as conn:
+            deleted["sms"] += (
+                await conn.execute(
+                    delete(sms).where(sms.c.email_row.is_(None), sms.c.created_at < older_than)
+                )
+            ).rowcount
+    return deleted
+
+
+async def _first_kept(conn: AsyncConnection, keep_emails: int) -> int | None:
+    """The id of the oldest email the count limit keeps (None: no limit, or fewer emails)."""
+    if keep_emails <= 0:
+        return None
+    query = select(emails.c.id).order_by(emails.c.id.desc()).offset(keep_emails - 1).limit(1)
+    value = (await conn.execute(query)).scalar()
+    return int(value) if value is not None else None
+
+
+def _doomed(older_than: datetime | None, first_kept: int | None) -> ColumnElement[bool]:
+    reasons: list[ColumnElement[bool]] = []
+    if older_than is not None:
+        reasons.append(emails.c.received_at < older_than)
+    if first_kept is not None:
+        reasons.append(emails.c.id < first_kept)
+    pending = exists().where(
+        replies.c.email_row == emails.c.id, replies.c.state == ReplyState.PENDING.value
+    )
+    return and_(or_(*reasons) if reasons else false(), ~pending)
+
+
+async def give_space_back(engine: AsyncEngine) -> None:
+    """After a reset, return the freed pages to the file system (SQLite keeps them otherwise);
+    PostgreSQL's autovacuum does this on its own."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("VACUUM")  # aiosqlite: outside any transaction (isolation None)
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
