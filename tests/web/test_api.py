@@ -17,6 +17,7 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.store import reads
 from gateway.store.tables import email_ids
+from gateway.testing import RunningGateway
 from gateway.web.api import create_app
 from gateway.web.server import bind, start_http, stop_http
 from tests.web.conftest import Rows, make_settings
@@ -867,3 +868,26 @@ async def test_clock_changes_are_published_to_the_live_page(
     await client.put("/api/v1/clock", json={"now": "2026-11-29T21:00:00+01:00"})
     await client.delete("/api/v1/clock")
     assert gateway.changes.versions["clock"] == before + 2
+
+
+async def test_page_filters_select_the_same_rows_on_each_database(
+    gateway_on: RunningGateway,
+) -> None:
+    gw = gateway_on
+    for number in ("0601020304", "0701020304"):
+        body = (
+            f"<envoi>\n<keyid>demo</keyid>\n<num1>{number}</num1>\n<sms>Bonjour</sms>\n"
+            f"<emailAck>ack@example.com</emailAck>\n<emailId>{number}</emailId>\n</envoi>"
+        )
+        await asyncio.to_thread(gw.send, gw.request_email(body))
+    async with httpx.AsyncClient(base_url=gw.api_url) as client:
+        (email,) = (await items(client, "/api/v1/emails", number="07 01 02 03 04"))["items"]
+        assert email["email_id"] == "0701020304"
+        (reply,) = (await items(client, "/api/v1/replies", number="0701020304"))["items"]
+        assert reply["email_id"] == "0701020304"
+        assert (await items(client, "/api/v1/replies", account="demo"))["total"] == 2
+        (sms,) = (await items(client, "/api/v1/sms", email_row=email["id"]))["items"]
+        assert sms["to"] == "0701020304"
+        assert (await items(client, "/api/v1/emails", channel="http"))["total"] == 0
+        detail = await items(client, f"/api/v1/emails/{email['id']}")
+        assert "<num1>0701020304</num1>" in detail["text"]

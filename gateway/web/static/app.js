@@ -520,8 +520,10 @@ const loaders = {
     const parts = [];
     if (channel !== "http") parts.push(plural(emails.total, "email"));
     if (wantHttp && http.total) parts.push(plural(http.total, "HTTP SMS", "HTTP SMS"));
-    const all = emails.total + http.total;
-    setCount("requests", all ? parts.join(" · ") : "", all ? all.toLocaleString("en") : "");
+    if (emails.total + http.total === 0) parts.length = 0;
+    // The tab has room for one number: the emails', else the HTTP SMS'.
+    const short = emails.total || http.total;
+    setCount("requests", parts.join(" · "), short ? short.toLocaleString("en") : "");
     renderRequestPager();
     const list = byId("requests-list");
     if (groups.length === 0) {
@@ -606,6 +608,7 @@ function replyCard(reply) {
     badge(reply.kind === "ack" ? "Ack" : "Not", reply.kind),
     el("span", "card-title", reply.to),
     badge(reply.state, reply.state)));
+  card.querySelector(".card-title").title = reply.to;
   const facts = append(el("div", "facts-line"),
     reply.email_id ? filterLink("email_id", reply.email_id, `emailId ${reply.email_id}`) : null,
     el("span", "fact", `queued ${SHORT.format(new Date(reply.created_at))}`),
