@@ -49,6 +49,7 @@ const state = {
   headersOpen: false,
   clock: null,
   detail: null,
+  hintFrom: null,
 };
 
 // DOM helpers ---------------------------------------------------------------------------------
@@ -122,9 +123,13 @@ function filterLink(name, value, label, className) {
 
 // API -----------------------------------------------------------------------------------------
 
+// The API names what it refuses (`{"error": …}`): that is what the hint shows.
 async function getJson(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${path.split("?")[0]}: HTTP ${response.status}`);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.error || `${path.split("?")[0]}: HTTP ${response.status}`);
+  }
   return response.json();
 }
 
@@ -488,6 +493,11 @@ function setPager(id, bar) {
   byId(`${id}-pager`).replaceChildren(bar);
 }
 
+// The same pager again below a long list, where the reader's eyes are when it ends.
+function footer(bar) {
+  return append(el("div", "pane-foot"), bar);
+}
+
 // Panes ----------------------------------------------------------------------------------------
 
 function setCount(id, text, short) {
@@ -524,7 +534,7 @@ const loaders = {
     // The tab has room for one number: the emails', else the HTTP SMS'.
     const short = emails.total || http.total;
     setCount("requests", parts.join(" · "), short ? short.toLocaleString("en") : "");
-    renderRequestPager();
+    setPager("requests", requestPager());
     const list = byId("requests-list");
     if (groups.length === 0) {
       const to = state.addresses[0] || "the gateway address";
@@ -532,7 +542,7 @@ const loaders = {
         + "the HTTP API at /cgi-bin."));
       return;
     }
-    list.replaceChildren(...groups.map(requestCard));
+    list.replaceChildren(...groups.map(requestCard), footer(requestPager()));
   },
 
   async sms() {
@@ -540,13 +550,15 @@ const loaders = {
     const page = await getJson(`/api/v1/sms?${query({
       ...apiFilters("sms"), limit: PAGE.sms, offset: state.offsets.sms })}`);
     setCount("sms", page.total ? page.total.toLocaleString("en") : "");
-    setPager("sms", pagerBar({ offset: state.offsets.sms, shown: page.items.length,
-      total: page.total, size: PAGE.sms }, (offset) => movePage("sms", offset)));
+    const pager = () => pagerBar({ offset: state.offsets.sms, shown: page.items.length,
+      total: page.total, size: PAGE.sms }, (offset) => movePage("sms", offset));
+    setPager("sms", pager());
     const list = byId("sms-list");
     list.dataset.view = number ? "phone" : "rows";
     if (number) {
       // The API normalised the number: its items say how.
-      list.replaceChildren(phone(page.items.length ? page.items[0].to : number, page));
+      list.replaceChildren(phone(page.items.length ? page.items[0].to : number, page),
+        footer(pager()));
       return;
     }
     if (page.items.length === 0) {
@@ -554,50 +566,53 @@ const loaders = {
       list.replaceChildren(empty(`No SMS yet. Email an <envoi> request to ${to}.`));
       return;
     }
-    list.replaceChildren(smsRows(page.items));
+    list.replaceChildren(smsRows(page.items), footer(pager()));
   },
 
   async replies() {
     const page = await getJson(`/api/v1/replies?${query({
       ...apiFilters("replies"), limit: PAGE.replies, offset: state.offsets.replies })}`);
     setCount("replies", page.total ? page.total.toLocaleString("en") : "");
-    setPager("replies", pagerBar({ offset: state.offsets.replies, shown: page.items.length,
-      total: page.total, size: PAGE.replies }, (offset) => movePage("replies", offset)));
+    const pager = () => pagerBar({ offset: state.offsets.replies, shown: page.items.length,
+      total: page.total, size: PAGE.replies }, (offset) => movePage("replies", offset));
+    setPager("replies", pager());
     const list = byId("replies-list");
     if (page.items.length === 0) {
       list.replaceChildren(empty("No Ack or Not reply yet."));
       return;
     }
-    list.replaceChildren(...page.items.map(replyCard));
+    list.replaceChildren(...page.items.map(replyCard), footer(pager()));
   },
 };
 
-function renderRequestPager() {
+function requestPager() {
   const pages = state.requestPages;
   const bar = el("div", "pager-bar");
   if (pages.length > 1 || state.requestNext) {
     const newer = button("‹", "small", () => {
       state.requestPages.pop();
-      refresh("requests");
+      movePage("requests");
     });
     newer.title = "Newer";
     newer.setAttribute("aria-label", "Newer");
     newer.disabled = pages.length === 1;
     const older = button("›", "small", () => {
       state.requestPages.push(state.requestNext);
-      refresh("requests");
+      movePage("requests");
     });
     older.title = "Older";
     older.setAttribute("aria-label", "Older");
     older.disabled = !state.requestNext;
     append(bar, newer, el("span", "range", `page ${pages.length}`), older);
   }
-  setPager("requests", bar);
+  return bar;
 }
 
 function movePage(pane, offset) {
-  state.offsets[pane] = offset;
+  if (offset !== undefined) state.offsets[pane] = offset;
   byId(`${pane}-list`).scrollTop = 0;
+  const head = byId(`pane-${pane}`);
+  if (head.getBoundingClientRect().top < 0) head.scrollIntoView();
   refresh(pane);
 }
 
@@ -639,8 +654,9 @@ async function refresh(pane) {
       state.dirty[pane] = false;
       try {
         await loaders[pane]();
+        if (state.hintFrom === pane) showHint("");
       } catch (error) {
-        showHint(`Could not load ${pane}: ${error.message}`);
+        showHint(`Could not load ${pane}: ${error.message}`, pane);
       }
     } while (state.dirty[pane]);
   } finally {
@@ -964,8 +980,10 @@ function showTab(tab) {
   }
 }
 
-function showHint(text) {
+// One line for what went wrong; the pane that caused it clears it once it loads again.
+function showHint(text, from) {
   byId("hint").textContent = text;
+  state.hintFrom = from || null;
 }
 
 // Live updates ---------------------------------------------------------------------------------
