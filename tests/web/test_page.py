@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.web.api import create_app
 from gateway.web.server import HttpServer, bind
-from tests.web.conftest import Rows, make_settings
+from tests.web.conftest import NOW, Rows, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -251,6 +252,28 @@ async def test_lists_are_paged_newest_first(browser_page: Any, rows: Rows) -> No
     await page.locator("#sms-pager button[aria-label=Older]").click()
     await expect(texts).to_have_count(10)
     await expect(texts.first).to_have_text("n9")
+
+
+async def test_requests_merge_emails_and_http_calls_newest_first_by_page(
+    browser_page: Any, rows: Rows
+) -> None:
+    from playwright.async_api import expect
+
+    page = browser_page
+    ids = [await rows.email(email_id=str(n), publish=False) for n in range(25)]
+    later = NOW + timedelta(seconds=1)
+    for number in ("0601020304", "0601020305"):
+        await rows.sms(channel="http", to=number, created_at=later, publish=False)
+    rows.gateway.changes.publish(["emails", "sms"])
+    cards = page.locator("#requests-list .request")
+    await expect(cards).to_have_count(20, timeout=10_000)
+    await expect(cards.first.locator(".request-size")).to_have_text("2 SMS")  # the newest
+    await expect(cards.nth(1)).to_have_attribute("data-id", str(ids[-1]))
+    await page.locator("#requests-pager button[aria-label=Older]").click()
+    await expect(cards).to_have_count(6)
+    await expect(cards.first).to_have_attribute("data-id", str(ids[5]))
+    await expect(cards.last).to_have_attribute("data-id", str(ids[0]))
+    await expect(page.locator("#requests-pager .range")).to_have_text("page 2")
 
 
 # Filters --------------------------------------------------------------------------------------
