@@ -8,9 +8,10 @@ from collections.abc import Iterable
 
 
 class Changes:
-    """A version counter per topic ("sms", "emails", "replies", "accounts") and a wake-up."""
+    """A version counter per topic ("sms", "emails", "replies", "accounts", "clock") and a
+    wake-up."""
 
-    TOPICS = ("sms", "emails", "replies", "accounts")
+    TOPICS = ("sms", "emails", "replies", "accounts", "clock")
 
     def __init__(self) -> None:
         self.versions: dict[str, int] = dict.fromkeys(self.TOPICS, 0)

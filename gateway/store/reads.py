@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, FromClause, RowMapping, func, select, text
+from sqlalchemy import ColumnElement, FromClause, RowMapping, false, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.core.model import EmailStatus, ReplyKind, ReplyState
+from gateway.core.model import Channel, EmailStatus, ReplyKind, ReplyState
 from gateway.store.tables import accounts, emails, faults, replies, sms
 
 
@@ -25,6 +25,18 @@ def _iso(value: datetime | None) -> str | None:
 def _account_id(keyid: str) -> ColumnElement[Any]:
     # A scalar subquery keeps the filter on the (account_id, id) indexes; unknown keyid → NULL.
     return select(accounts.c.id).where(accounts.c.keyid == keyid).scalar_subquery()
+
+
+def _sent(
+    email_row: ColumnElement[Any], number: str | None, tracker: str | None
+) -> list[ColumnElement[bool]]:
+    """`email_row` is an email that sent an SMS to `number` with `tracker` (either may be None:
+    no condition). A number refused by its request got no SMS: it does not select that email."""
+    wanted = [
+        *([sms.c.to == number] if number is not None else []),
+        *([sms.c.tracker == tracker] if tracker is not None else []),
+    ]
+    return [email_row.in_(select(sms.c.email_row).where(*wanted))] if wanted else []
 
 
 async def _page(
@@ -62,12 +74,15 @@ async def list_sms(
     tracker: str | None = None,
     email_id: str | None = None,
     channel: str | None = None,
+    email_row: int | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Page:
     conditions: list[ColumnElement[bool]] = []
     if to is not None:
         conditions.append(sms.c.to == to)
+    if email_row is not None:
+        conditions.append(sms.c.email_row == email_row)
     if channel is not None:
         conditions.append(sms.c.channel == channel)
     if account is not None:
@@ -109,16 +124,39 @@ async def list_sms(
     )
 
 
+_EMAIL_COLUMNS = (
+    emails.c.id,
+    emails.c.status,
+    emails.c.reason,
+    emails.c.code,
+    emails.c.email_id,
+    emails.c.keyid.label("account"),
+    emails.c.sender,
+    emails.c.envelope_from,
+    emails.c.client_ip,
+    emails.c.subject,
+    emails.c.message_id,
+    emails.c.received_at,
+    emails.c.results,
+    emails.c.warnings,
+)
+
+
 async def list_emails(
     conn: AsyncConnection,
     *,
     status: EmailStatus | None = None,
     email_id: str | None = None,
     account: str | None = None,
+    number: str | None = None,
+    tracker: str | None = None,
+    channel: Channel | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Page:
-    conditions: list[ColumnElement[bool]] = []
+    conditions = _sent(emails.c.id, number, tracker)
+    if channel is not None and channel != Channel.MAIL:
+        conditions.append(false())  # an email is a request of the mail channel
     if status is not None:
         conditions.append(emails.c.status == status)
     if email_id is not None:
@@ -128,29 +166,31 @@ async def list_emails(
     rows, total = await _page(
         conn,
         emails,
-        [
-            emails.c.id,
-            emails.c.status,
-            emails.c.reason,
-            emails.c.code,
-            emails.c.email_id,
-            emails.c.keyid.label("account"),
-            emails.c.sender,
-            emails.c.envelope_from,
-            emails.c.client_ip,
-            emails.c.subject,
-            emails.c.message_id,
-            emails.c.received_at,
-            emails.c.results,
-            emails.c.warnings,
-        ],
+        _EMAIL_COLUMNS,
         emails.c.id,
         conditions,
         limit,
         offset,
         emails,
     )
-    return Page([{**row, "received_at": _iso(row["received_at"])} for row in rows], total)
+    return Page([_email_item(row) for row in rows], total)
+
+
+def _email_item(row: RowMapping) -> dict[str, Any]:
+    return {**row, "received_at": _iso(row["received_at"])}
+
+
+async def email(conn: AsyncConnection, email_row: int) -> tuple[dict[str, Any], bytes] | None:
+    """One inbound email as listed, and its raw message; None when there is no such row."""
+    found = await conn.execute(
+        select(*_EMAIL_COLUMNS, emails.c.raw).where(emails.c.id == email_row)
+    )
+    row = found.mappings().first()
+    if row is None:
+        return None
+    item = _email_item(row)
+    raw = item.pop("raw")
+    return item, bytes(raw)
 
 
 async def email_raw(conn: AsyncConnection, email_row: int) -> bytes | None:
@@ -164,10 +204,22 @@ async def list_replies(
     kind: ReplyKind | None = None,
     email_id: str | None = None,
     to: str | None = None,
+    account: str | None = None,
+    number: str | None = None,
+    tracker: str | None = None,
+    channel: Channel | None = None,
+    email_row: int | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Page:
-    conditions: list[ColumnElement[bool]] = []
+    conditions = _sent(replies.c.email_row, number, tracker)
+    if channel is not None and channel != Channel.MAIL:
+        conditions.append(false())  # only emails get Ack and Not replies
+    if account is not None:
+        of_account = select(emails.c.id).where(emails.c.account_id == _account_id(account))
+        conditions.append(replies.c.email_row.in_(of_account))
+    if email_row is not None:
+        conditions.append(replies.c.email_row == email_row)
     if kind is not None:
         conditions.append(replies.c.kind == kind)
     if email_id is not None:

@@ -29,7 +29,7 @@ from gateway.errors import (
 )
 from gateway.events import Changes
 from gateway.store import accounts, admin, reads
-from gateway.web import models, openapi, page
+from gateway.web import message, models, openapi, page
 from gateway.web.context import WebContext
 from gateway.web.openapi import WRITE_METHODS, Operation
 from gateway.web.provider import ProviderApi, ProviderDeps
@@ -218,6 +218,13 @@ class Api:
             ),
             op(
                 "GET",
+                "/api/v1/emails/{id:int}",
+                self.get_email,
+                "An inbound email with its headers, text and attachments",
+                {200: (models.EmailDetail, "the email"), 404: (error, "no such email")},
+            ),
+            op(
+                "GET",
                 "/api/v1/emails/{id:int}/raw",
                 self.email_raw,
                 "An inbound email as received",
@@ -328,8 +335,8 @@ class Api:
                 {200: ("text/event-stream", "an event stream")},
                 description=(
                     "`event: change` whose data is a JSON object of versions per topic (sms, "
-                    "emails, replies, accounts), sent at once and on every change; a comment "
-                    f"every {HEARTBEAT:g} s keeps the connection open."
+                    "emails, replies, accounts, clock), sent at once and on every change; a "
+                    f"comment every {HEARTBEAT:g} s keeps the connection open."
                 ),
             ),
         ]
@@ -385,6 +392,20 @@ class Api:
             for item in found.items
         ]
         return _answer(models.EmailPage, {"items": items, "total": found.total})
+
+    async def get_email(self, request: Request) -> Response:
+        email_row: int = request.path_params["id"]
+        found = None
+        if email_row <= models.MAX_INT:
+            async with self.engine.connect() as conn:
+                found = await reads.email(conn, email_row)
+        if found is None:
+            raise NotFoundError("id", f"no email with id {email_row}")
+        item, raw = found
+        # Parsing a large message is CPU work: off the event loop.
+        shown = await asyncio.to_thread(message.describe, raw)
+        raw_url = str(request.url_for("email_raw", id=email_row))
+        return _answer(models.EmailDetail, {**item, **shown, "raw_url": raw_url})
 
     async def email_raw(self, request: Request) -> Response:
         email_row: int = request.path_params["id"]
@@ -443,10 +464,12 @@ class Api:
     async def set_clock(self, request: Request) -> Response:
         body = await _body(request, models.ClockBody)
         self.clock.freeze(body.now)
+        self.changes.publish(["clock"])
         return _answer(models.Clock, self._clock_state())
 
     async def release_clock(self, request: Request) -> Response:
         self.clock.unfreeze()
+        self.changes.publish(["clock"])
         return _answer(models.Clock, self._clock_state())
 
     # Faults and reset ------------------------------------------------------------------------
@@ -495,6 +518,7 @@ class Api:
             "version": __version__,
             "gateway_addresses": list(self.settings.smtp.gateway_addresses),
             "stop_text": self.settings.stop.text,
+            "stop_http_text": self.settings.stop.http_text,
             "clock": self._clock_state(),
         }
         return _answer(models.Info, about)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -56,29 +57,41 @@ class Paging(_In):
     )
 
 
+Number = Annotated[str, AfterValidator(normalise)] | SkipJsonSchema[None]
+EmailRow = Annotated[int, Field(ge=1, le=MAX_INT)] | SkipJsonSchema[None]
+# The filters of the page, on each list: an email or a reply is selected by its request's SMS.
+SENT_TO = "its request sent an SMS to this number (normalised first)"
+SENT_WITH = "its request sent an SMS with this tracker"
+BY_MAIL = "mail (every email), or http (none: HTTP requests have no email)"
+
+
 class SmsQuery(Paging):
-    to: str | SkipJsonSchema[None] = Field(None, description="recipient (normalised first)")
+    to: Number = Field(None, description="recipient (normalised first)")
     account: str | SkipJsonSchema[None] = Field(None, description="account keyid")
     tracker: str | SkipJsonSchema[None] = Field(None, description="the client's tracker")
     email_id: str | SkipJsonSchema[None] = Field(None, description="emailId of the request")
     channel: Channel | SkipJsonSchema[None] = Field(None, description="mail or http")
-
-    @field_validator("to")
-    @classmethod
-    def _normalised(cls, value: str | None) -> str | None:
-        return None if value is None else normalise(value)
+    email_row: EmailRow = Field(None, description="`id` of the inbound email that sent it")
 
 
 class EmailQuery(Paging):
     status: EmailStatus | SkipJsonSchema[None] = Field(None, description="outcome")
     email_id: str | SkipJsonSchema[None] = Field(None, description="emailId of the request")
     account: str | SkipJsonSchema[None] = Field(None, description="account keyid, as given")
+    number: Number = Field(None, description=SENT_TO)
+    tracker: str | SkipJsonSchema[None] = Field(None, description=SENT_WITH)
+    channel: Channel | SkipJsonSchema[None] = Field(None, description=BY_MAIL)
 
 
 class ReplyQuery(Paging):
     kind: ReplyKind | SkipJsonSchema[None] = None
     email_id: str | SkipJsonSchema[None] = Field(None, description="emailId of the request")
     to: str | SkipJsonSchema[None] = Field(None, description="emailAck or emailNot address")
+    account: str | SkipJsonSchema[None] = Field(None, description="account keyid of its email")
+    number: Number = Field(None, description=SENT_TO)
+    tracker: str | SkipJsonSchema[None] = Field(None, description=SENT_WITH)
+    channel: Channel | SkipJsonSchema[None] = Field(None, description=BY_MAIL)
+    email_row: EmailRow = Field(None, description="`id` of the inbound email it answers")
 
 
 # Bodies -------------------------------------------------------------------------------------
@@ -204,6 +217,27 @@ class Email(_Out):
     raw_url: str = Field(description="the message as received", json_schema_extra={"format": "uri"})
 
 
+class Header(_Out):
+    name: str
+    value: str = Field(description="decoded (RFC 2047) and unfolded")
+
+
+class AttachmentInfo(_Out):
+    filename: str
+    size: int = Field(ge=0, description="bytes, decoded")
+
+
+class EmailDetail(Email):
+    """An inbound email as listed, with what the detail view shows of the message."""
+
+    headers: list[Header] = Field(description="in order, at most 200")
+    text: str | None = Field(
+        description="the text/plain body the gateway read (its first 65,536 characters); "
+        "null when it found none"
+    )
+    attachments: list[AttachmentInfo]
+
+
 class Reply(_Out):
     id: int
     kind: ReplyKind
@@ -287,6 +321,7 @@ class Info(_Out):
     version: str
     gateway_addresses: list[str]
     stop_text: str = Field(description="the STOP mention appended for custom senders")
+    stop_http_text: str = Field(description="the STOP mention of SMS sent over the HTTP API")
     clock: Clock
 
 

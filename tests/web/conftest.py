@@ -85,15 +85,16 @@ class Rows:
         return email_row
 
     async def sms(self, publish: bool = True, **values: Any) -> int:
-        # email_row=None: an SMS of the HTTP API, which has no email.
-        email_row = (
-            values.pop("email_row")
-            if "email_row" in values
-            else await self.email(publish=False, email_id=values.get("email_id", "1"))
-        )
+        """An SMS of an email (one is made when `email_row` is not given), or of the HTTP API
+        with `channel="http"` (no email, no emailId)."""
+        if values.get("channel") == "http":
+            values = {"email_row": None, "email_id": None, **values}
+        elif not values.get("email_row"):
+            values["email_row"] = await self.email(
+                publish=False, email_id=values.get("email_id", "1")
+            )
         account_id = await self.account_id(values.pop("keyid", "demo"))
         row: dict[str, Any] = {
-            "email_row": email_row,
             "account_id": account_id,
             "to": "0601020304",
             "sender": "MaSociete",

@@ -17,6 +17,7 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.store import reads
 from gateway.store.tables import email_ids
+from gateway.testing import RunningGateway
 from gateway.web.api import create_app
 from gateway.web.server import bind, start_http, stop_http
 from tests.web.conftest import Rows, make_settings
@@ -719,6 +720,11 @@ LIST_FILTERS = [
     (reads.list_replies, {"kind": "not"}, "ix_replies_kind_id"),
     (reads.list_replies, {"email_id": "1"}, "ix_replies_email_id_id"),
     (reads.list_replies, {"to": "a@example.com"}, "ix_replies_to_id"),
+    (reads.list_sms, {"email_row": 1}, "ix_sms_email_row"),
+    (reads.list_emails, {"number": "0601020304"}, "ix_sms_to_id"),
+    (reads.list_emails, {"tracker": "t"}, "ix_sms_tracker_id"),
+    (reads.list_replies, {"number": "0601020304"}, "ix_sms_to_id"),
+    (reads.list_replies, {"account": "demo"}, "ix_emails_account_id_id"),
 ]
 
 
@@ -726,9 +732,9 @@ LIST_FILTERS = [
 async def test_filtered_lists_use_their_index_without_sorting(
     gateway: Gateway, rows: Rows, fetch: Any, filters: dict[str, str], index: str
 ) -> None:
-    await rows.reply(kind="not", to="a@example.com")
-    await rows.sms(tracker="t")
-    await rows.email(status="refused")
+    email_row = await rows.email(status="refused")
+    await rows.reply(kind="not", to="a@example.com", email_row=email_row)
+    await rows.sms(tracker="t", email_row=email_row)
     statements: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
@@ -747,3 +753,144 @@ async def test_filtered_lists_use_their_index_without_sorting(
             )
             assert index in plan, plan
             assert "TEMP B-TREE" not in plan, plan
+
+
+# The page's filters on every list, and one email in detail ------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+async def test_sms_filter_by_email_row_gives_that_emails_sms(
+    client: httpx.AsyncClient, rows: Rows
+) -> None:
+    first = await rows.email(email_id="7")
+    second = await rows.email(email_id="7", status="duplicate")
+    await rows.sms(email_row=first, email_id="7", to="0601020304")
+    await rows.sms(email_row=second, email_id="7", to="0701020304")
+    body = await items(client, "/api/v1/sms", email_row=second)
+    assert [i["to"] for i in body["items"]] == ["0701020304"]
+
+
+async def test_emails_filter_by_number_gives_the_emails_that_texted_it(
+    client: httpx.AsyncClient, rows: Rows
+) -> None:
+    texted = await rows.email(email_id="1")
+    await rows.sms(email_row=texted, to="0601020304")
+    other = await rows.email(email_id="2")
+    await rows.sms(email_row=other, to="0701020304")
+    body = await items(client, "/api/v1/emails", number="+33 6 01 02 03 04")
+    assert [i["id"] for i in body["items"]] == [texted]
+
+
+async def test_emails_filter_by_tracker_gives_the_emails_with_that_tracker(
+    client: httpx.AsyncClient, rows: Rows
+) -> None:
+    tracked = await rows.email(email_id="1")
+    await rows.sms(email_row=tracked, tracker="promo")
+    await rows.sms(email_row=await rows.email(email_id="2"), tracker="other")
+    body = await items(client, "/api/v1/emails", tracker="promo")
+    assert [i["id"] for i in body["items"]] == [tracked]
+
+
+@pytest.mark.parametrize(("channel", "total"), [("mail", 1), ("http", 0)])
+async def test_emails_filter_by_channel(
+    client: httpx.AsyncClient, rows: Rows, channel: str, total: int
+) -> None:
+    await rows.email()
+    assert (await items(client, "/api/v1/emails", channel=channel))["total"] == total
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"account": "other"}, ["b"]),
+        ({"number": "07 01 02 03 04"}, ["b"]),
+        ({"tracker": "t-a"}, ["a"]),
+        ({"channel": "mail"}, ["b", "a"]),
+        ({"channel": "http"}, []),
+    ],
+)
+async def test_replies_filtered_by_their_request(
+    client: httpx.AsyncClient, rows: Rows, params: dict[str, str], expected: list[str]
+) -> None:
+    await client.post("/api/v1/accounts", json={"keyid": "other"})
+    a = await rows.email(email_id="1")
+    await rows.sms(email_row=a, to="0601020304", tracker="t-a")
+    await rows.reply(email_row=a, body="a")
+    b = await rows.email(email_id="2", account_id=await rows.account_id("other"), keyid="other")
+    await rows.sms(email_row=b, to="0701020304", tracker="t-b", keyid="other")
+    await rows.reply(email_row=b, body="b")
+    found = await items(client, "/api/v1/replies", **params)
+    assert [i["body"] for i in found["items"]] == expected
+
+
+async def test_replies_filter_by_email_row(client: httpx.AsyncClient, rows: Rows) -> None:
+    first = await rows.email(email_id="5")
+    second = await rows.email(email_id="5", status="duplicate")
+    await rows.reply(email_row=first, body="first")
+    await rows.reply(email_row=second, body="second")
+    body = await items(client, "/api/v1/replies", email_row=first)
+    assert [i["body"] for i in body["items"]] == ["first"]
+
+
+async def test_email_detail_has_headers_text_and_attachments(
+    client: httpx.AsyncClient, rows: Rows
+) -> None:
+    raw = (FIXTURES / "mail" / "thunderbird_csv_rfc2231.eml").read_bytes()
+    email_row = await rows.email(email_id="1548", raw=raw)
+    response = await client.get(f"/api/v1/emails/{email_row}")
+    assert response.status_code == 200
+    detail = response.json()
+    assert (detail["id"], detail["email_id"], detail["status"]) == (email_row, "1548", "processed")
+    assert {"name": "From", "value": "Jérôme Martin <jerome.martin@example.com>"} in detail[
+        "headers"
+    ]
+    assert detail["text"].startswith("<envoi>\n<keyid>")
+    assert detail["attachments"] == [
+        {"filename": "mobiles.csv", "size": 82},
+        {"filename": "message.csv", "size": 62},
+    ]
+    assert (await client.get(detail["raw_url"])).content == raw
+
+
+@pytest.mark.parametrize("email_row", ["999", str(2**64)])
+async def test_detail_of_a_missing_email_is_404(client: httpx.AsyncClient, email_row: str) -> None:
+    response = await client.get(f"/api/v1/emails/{email_row}")
+    assert response.status_code == 404
+    assert response.json()["field"] == "id"
+
+
+async def test_info_gives_the_stop_text_of_the_http_api(client: httpx.AsyncClient) -> None:
+    assert (await items(client, "/api/v1/info"))["stop_http_text"] == "STOP 36111"
+
+
+async def test_clock_changes_are_published_to_the_live_page(
+    client: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    before = gateway.changes.versions["clock"]
+    await client.put("/api/v1/clock", json={"now": "2026-11-29T21:00:00+01:00"})
+    await client.delete("/api/v1/clock")
+    assert gateway.changes.versions["clock"] == before + 2
+
+
+async def test_page_filters_select_the_same_rows_on_each_database(
+    gateway_on: RunningGateway,
+) -> None:
+    gw = gateway_on
+    for number in ("0601020304", "0701020304"):
+        body = (
+            f"<envoi>\n<keyid>demo</keyid>\n<num1>{number}</num1>\n<sms>Bonjour</sms>\n"
+            f"<emailAck>ack@example.com</emailAck>\n<emailId>{number}</emailId>\n</envoi>"
+        )
+        await asyncio.to_thread(gw.send, gw.request_email(body))
+    async with httpx.AsyncClient(base_url=gw.api_url) as client:
+        (email,) = (await items(client, "/api/v1/emails", number="07 01 02 03 04"))["items"]
+        assert email["email_id"] == "0701020304"
+        (reply,) = (await items(client, "/api/v1/replies", number="0701020304"))["items"]
+        assert reply["email_id"] == "0701020304"
+        assert (await items(client, "/api/v1/replies", account="demo"))["total"] == 2
+        (sms,) = (await items(client, "/api/v1/sms", email_row=email["id"]))["items"]
+        assert sms["to"] == "0701020304"
+        assert (await items(client, "/api/v1/emails", channel="http"))["total"] == 0
+        detail = await items(client, f"/api/v1/emails/{email['id']}")
+        assert "<num1>0701020304</num1>" in detail["text"]
