@@ -14,6 +14,7 @@ import httpx
 from gateway.app import Gateway
 from gateway.core import codes
 from gateway.store import accounts
+from tests.provider_schema import validate
 from tests.web.conftest import Rows
 
 
@@ -204,3 +205,30 @@ async def test_campaign_dates_are_checked(client: httpx.AsyncClient) -> None:
     )
     assert answer.status_code == 400
     assert "date_deb" in answer.json()["etat"]["etat"][0]["message"]
+
+
+# -- the answers as the provider's document describes them --------------------------------------
+
+
+async def test_every_answer_here_has_the_shape_the_providers_document_gives(
+    client: httpx.AsyncClient,
+) -> None:
+    calls = [
+        ("/credit", "get", {"keyid": "demo", "credit": "2"}, 200),
+        ("/credit", "get", {"keyid": "nobody", "credit": "1"}, 400),
+        ("/setlistenoire", "post", {"keyid": "demo", "setlisteNoire": "1", "num": "0601020304"},
+         200),
+        ("/dellistenoire", "post", {"keyid": "demo", "delListeNoire": "1", "num": "0601020304"},
+         200),
+        ("/hlr", "post", {"keyid": "demo", "getHLR": "1", "num": ["0680010203"]}, 200),
+        ("/hlr", "post", {"keyid": "", "getHLR": "1", "num": ["0680010203"]}, 400),
+        ("/getlistenoire", "post", {"keyid": "demo"}, 400),
+        ("/campagne", "get", {"keyid": "demo", "rapportCampagne": "1", "date_deb": "x"}, 400),
+    ]  # fmt: skip
+    for path, method, fields, status in calls:
+        if method == "get":
+            answer = await client.get(f"/cgi-bin{path}", params=fields)
+        else:
+            answer = await client.post(f"/cgi-bin{path}", json=fields)
+        assert answer.status_code == status, (path, answer.text)
+        validate(path, method, status, answer.json())
