@@ -55,7 +55,9 @@ class Handler:
         client_ip = peer[0] if isinstance(peer, tuple) else ""
         # aiosmtpd keeps 8-bit bytes of MAIL FROM as surrogate escapes, which no database
         # can store; they become U+FFFD, and NUL (PostgreSQL refuses it in text) goes.
-        sender = (envelope.mail_from or "").encode("utf-8", "surrogateescape")
+        # It reports MAIL FROM:<> (a bounce's empty sender) as "<>".
+        mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from or ""
+        sender = mail_from.encode("utf-8", "surrogateescape")
         envelope_from = sender.decode("utf-8", "replace").replace("\x00", "")
         try:
             outcome = await self._service.submit(
