@@ -1,5 +1,5 @@
 """The SMTP listener: aiosmtpd on the application's loop; STARTTLS and AUTH, RCPT filter,
-DATA → service, 250/451."""
+DATA → service, 250/451; the limits that keep one client from starving the others."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ log = logging.getLogger("mail2sms.smtp")
 OK = "250 2.0.0 OK: applied as email {row}"
 UNKNOWN_RECIPIENT = "550 5.1.1 <{address}>: not a gateway address, relaying is not allowed"
 TRY_AGAIN = "451 4.3.0 Temporary failure, please retry"
-TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections, try again later\r\n"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+SHED = "421 4.7.0 Too many connections, closing this idle one; try again later"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 MECHANISMS = ("LOGIN", "PLAIN")
 
@@ -87,14 +88,49 @@ class _Session(Session):
     login_data: Any = None
 
 
-class _CappedSMTP(SMTP):
-    """Refuses connections beyond the cap with 421 so idle clients cannot starve real ones;
-    checks logins with an awaitable, so that a database lookup never blocks the loop."""
+class _Listener:
+    """The open connections of one listener, oldest first, against smtp.max_connections."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._open: dict[_GatewaySMTP, None] = {}  # insertion order: oldest first
+
+    def admit(self, connection: _GatewaySMTP) -> bool:
+        """At the cap, the oldest connection without a mail transaction makes room (as
+        Postfix does under stress); False when every one is in a transaction."""
+        if len(self._open) >= self.settings.max_connections:
+            idle = next((c for c in self._open if not c.in_transaction), None)
+            if idle is None:
+                return False
+            self.leave(idle)
+            idle.hang_up(SHED)
+        self._open[connection] = None
+        return True
+
+    def leave(self, connection: _GatewaySMTP) -> None:
+        self._open.pop(connection, None)
+
+
+class _ClientInput(asyncio.StreamReader):
+    """What a client sent. Its end (a half-close) stops the session only once the commands
+    before it are answered."""
+
+    async def readuntil(self, separator: Any = b"\n") -> bytes:
+        try:
+            return await super().readuntil(separator)
+        except asyncio.IncompleteReadError:
+            # aiosmtpd ends a session by cancelling its handler, as its eof_received does.
+            raise asyncio.CancelledError from None
+
+
+class _GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP with the limits one party must not exceed (SPEC §16): idle connections
+    shed at the cap, and half-closed clients answered; logins checked with an awaitable, so
+    that a database lookup never blocks the loop."""
 
     def __init__(
         self,
-        counter: list[int],
-        cap: int,
+        listener: _Listener,
         check_login: LoginCheck | None,
         auth_in_clear: bool,
         *args: Any,
@@ -112,12 +148,21 @@ class _CappedSMTP(SMTP):
             # without TLS: here that is the documented choice for a plain local port.
             self._auth_require_tls = False
         self._check_login = check_login
-        self._counter = counter
-        self._cap = cap
-        self._counted = False
+        self._listener = listener
+        self._input = _ClientInput(limit=self.line_length_limit, loop=self.loop)
+        # aiosmtpd reads through a plain StreamReader of its own making: the protocol is set
+        # up again with ours, before any connection exists.
+        asyncio.StreamReaderProtocol.__init__(
+            self, self._input, client_connected_cb=self._cb_client_connected, loop=self.loop
+        )
+        self._admitted = False
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.envelope is not None and self.envelope.mail_from is not None
 
     # aiosmtpd parses PLAIN and LOGIN (its authenticator is synchronous, so `_credentials`
     # only hands the pair back); the check itself is awaited here.
@@ -142,20 +187,43 @@ class _CappedSMTP(SMTP):
         return AuthResult(success=True, auth_data=credentials)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._counter[0] >= self._cap:
+        if self._admitted:  # again, with the TLS transport, after STARTTLS
+            super().connection_made(transport)
+            return
+        if not self._listener.admit(self):
             assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(TOO_MANY_CONNECTIONS)
+            transport.write(_line(TOO_MANY_CONNECTIONS))
             transport.close()
             return
-        self._counter[0] += 1
-        self._counted = True
+        self._admitted = True
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._counted:
-            self._counter[0] -= 1
-            self._counted = False
-            super().connection_lost(exc)
+        if not self._admitted:
+            return
+        self._admitted = False
+        self._listener.leave(self)
+        super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        if not self._admitted:
+            return None
+        if self.session is None or self.session.ssl is not None:
+            return super().eof_received()  # TLS has no half-close: aiosmtpd's way
+        # aiosmtpd cancels the session here, answers unsent; the input ends it instead, once
+        # read (True keeps the socket open for the answers).
+        return asyncio.StreamReaderProtocol.eof_received(self)
+
+    def hang_up(self, reply: str) -> None:
+        """Answer `reply` and close, from outside the session's own task."""
+        if self.transport is not None:
+            assert isinstance(self.transport, asyncio.WriteTransport)
+            self.transport.write(_line(reply))
+            self.transport.close()
+
+
+def _line(reply: str) -> bytes:
+    return reply.encode("ascii") + b"\r\n"
 
 
 def _credentials(
@@ -195,13 +263,12 @@ async def start_smtp(
         check_login = _account_logins(passwords)
     auth_in_clear = check_login is not None and not settings.starttls
     handler = Handler(service, settings.gateway_addresses)
-    counter = [0]
+    listener = _Listener(settings)
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: _CappedSMTP(
-                counter,
-                settings.max_connections,
+            lambda: _GatewaySMTP(
+                listener,
                 check_login,
                 auth_in_clear,
                 handler,
