@@ -40,6 +40,9 @@ class SmtpSettings(_Section):
     max_message_size: int = Field(10 * 1024 * 1024, ge=1024)
     max_connections: int = Field(200, ge=1)
     timeout: float = Field(60.0, gt=0)
+    max_session_seconds: float = Field(300.0, gt=0)
+    max_recipients_per_transaction: int = Field(100, ge=1)
+    max_recipients_per_session: int = Field(1000, ge=1)
     starttls: bool = False
     tls_cert: str = ""
     tls_key: str = Field("", validate_default=True)  # checked against tls_cert even when unset

@@ -29,6 +29,8 @@ UNKNOWN_RECIPIENT = "550 5.1.1 <{address}>: not a gateway address, relaying is n
 TRY_AGAIN = "451 4.3.0 Temporary failure, please retry"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 SHED = "421 4.7.0 Too many connections, closing this idle one; try again later"
+SESSION_TOO_LONG = "421 4.4.2 Session too long, closing; reconnect to go on"
+TOO_MANY_RECIPIENTS = "421 4.5.3 Too many recipients, closing"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 MECHANISMS = ("LOGIN", "PLAIN")
 
@@ -88,6 +90,12 @@ class _Session(Session):
     login_data: Any = None
 
 
+class _Envelope(Envelope):
+    """aiosmtpd's envelope, counting the RCPT commands of its transaction."""
+
+    rcpt_commands = 0
+
+
 class _Listener:
     """The open connections of one listener, oldest first, against smtp.max_connections."""
 
@@ -125,8 +133,8 @@ class _ClientInput(asyncio.StreamReader):
 
 class _GatewaySMTP(SMTP):
     """aiosmtpd's SMTP with the limits one party must not exceed (SPEC §16): idle connections
-    shed at the cap, and half-closed clients answered; logins checked with an awaitable, so
-    that a database lookup never blocks the loop."""
+    shed at the cap, a session length, RCPT caps, and half-closed clients answered; logins
+    checked with an awaitable, so that a database lookup never blocks the loop."""
 
     def __init__(
         self,
@@ -156,9 +164,16 @@ class _GatewaySMTP(SMTP):
             self, self._input, client_connected_cb=self._cb_client_connected, loop=self.loop
         )
         self._admitted = False
+        self._session_timer: asyncio.TimerHandle | None = None
+        self._in_data = False
+        self._session_over = False
+        self._rcpt_commands = 0
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    def _create_envelope(self) -> Envelope:
+        return _Envelope()
 
     @property
     def in_transaction(self) -> bool:
@@ -197,12 +212,17 @@ class _GatewaySMTP(SMTP):
             return
         self._admitted = True
         super().connection_made(transport)
+        self._session_timer = self.loop.call_later(
+            self._listener.settings.max_session_seconds, self._end_session
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._admitted:
             return
         self._admitted = False
         self._listener.leave(self)
+        if self._session_timer is not None:
+            self._session_timer.cancel()
         super().connection_lost(exc)
 
     def eof_received(self) -> bool | None:
@@ -220,6 +240,41 @@ class _GatewaySMTP(SMTP):
             assert isinstance(self.transport, asyncio.WriteTransport)
             self.transport.write(_line(reply))
             self.transport.close()
+
+    async def _close_with(self, reply: str) -> None:
+        """Answer `reply` and close, from within the session's task (as aiosmtpd's QUIT)."""
+        await self.push(reply)
+        assert self._handler_coroutine is not None and self.transport is not None
+        self._handler_coroutine.cancel()
+        self.transport.close()
+
+    def _end_session(self) -> None:
+        if self._in_data:
+            self._session_over = True  # the email being received is answered first
+        else:
+            self.hang_up(SESSION_TOO_LONG)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        assert isinstance(self.envelope, _Envelope)
+        self._rcpt_commands += 1
+        self.envelope.rcpt_commands += 1
+        settings = self._listener.settings
+        if (
+            self.envelope.rcpt_commands > settings.max_recipients_per_transaction
+            or self._rcpt_commands > settings.max_recipients_per_session
+        ):
+            await self._close_with(TOO_MANY_RECIPIENTS)
+            return
+        await super().smtp_RCPT(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._in_data = False
+        if self._session_over:
+            await self._close_with(SESSION_TOO_LONG)
 
 
 def _line(reply: str) -> bytes:

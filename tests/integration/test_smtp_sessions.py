@@ -1,5 +1,5 @@
 """One party's SMTP connections cannot degrade the others' (SPEC §16), over real sockets:
-idle connections shed at the cap, half-closed clients answered."""
+idle connections shed at the cap, session and RCPT limits, half-closed clients answered."""
 
 from __future__ import annotations
 
@@ -179,6 +179,69 @@ def test_starttls_sessions_give_their_slot_back(mail2sms_gateway: RunningGateway
         except smtplib.SMTPConnectError as exc:
             assert exc.smtp_code == 421
             assert time.monotonic() < until, "the STARTTLS sessions kept their slots"
+
+
+# --- session length and RCPT ------------------------------------------------------------------
+
+
+@pytest.mark.mail2sms(config={"smtp": {"max_session_seconds": 1.0}})
+def test_a_session_is_closed_with_421_at_its_maximum_length(
+    mail2sms_gateway: RunningGateway, peers: list[Peer]
+) -> None:
+    started = time.monotonic()
+    peer = greeted(mail2sms_gateway, peers)
+    assert peer.command(b"EHLO chatty.example").startswith(b"250 ")
+    while (answer := peer.command(b"NOOP")).startswith(b"250 "):
+        assert time.monotonic() - started < 5, "the session was never cut"
+    assert answer.startswith(b"421 4.4.2 ")
+    assert 1.0 <= time.monotonic() - started < 3
+    assert peer.reply() == b""
+
+
+@pytest.mark.mail2sms(config={"smtp": {"max_session_seconds": 1.0}})
+def test_an_email_being_received_when_the_session_ends_is_answered_first(
+    mail2sms_gateway: RunningGateway, peers: list[Peer]
+) -> None:
+    gw = mail2sms_gateway
+    email_id = str(next(_email_ids))
+    peer = in_data(gw, peers, email_id)
+    assert peer.silent_for(1.5)
+    peer.sock.sendall(b".\r\n")
+    assert peer.reply().startswith(b"250 2.0.0 OK")
+    assert peer.reply().startswith(b"421 4.4.2 ")
+    assert len(gw.sms(email_id=email_id)) == 1
+
+
+@pytest.mark.mail2sms(config={"smtp": {"max_recipients_per_transaction": 5}})
+def test_rcpt_beyond_the_transaction_cap_gets_421_and_the_connection_closes(
+    mail2sms_gateway: RunningGateway, peers: list[Peer]
+) -> None:
+    peer = greeted(mail2sms_gateway, peers)
+    assert peer.command(b"EHLO many.example").startswith(b"250 ")
+    assert peer.command(b"MAIL FROM:<app@example.com>").startswith(b"250 ")
+    for n in range(5):
+        address = b"sendsms@isendpro-api.com" if n % 2 else b"other@elsewhere.test"
+        assert peer.command(b"RCPT TO:<" + address + b">")[:1] in (b"2", b"5")
+    assert peer.command(b"RCPT TO:<sendsms@isendpro-api.com>").startswith(b"421 4.5.3 ")
+    assert peer.reply() == b""
+
+
+@pytest.mark.mail2sms(
+    config={"smtp": {"max_recipients_per_transaction": 5, "max_recipients_per_session": 7}}
+)
+def test_rcpt_beyond_the_session_cap_gets_421_and_the_connection_closes(
+    mail2sms_gateway: RunningGateway, peers: list[Peer]
+) -> None:
+    peer = greeted(mail2sms_gateway, peers)
+    assert peer.command(b"EHLO many.example").startswith(b"250 ")
+    for count in (4, 3):
+        assert peer.command(b"MAIL FROM:<app@example.com>").startswith(b"250 ")
+        for _ in range(count):
+            assert peer.command(b"RCPT TO:<sendsms@isendpro-api.com>").startswith(b"250 ")
+        assert peer.command(b"RSET").startswith(b"250 ")
+    assert peer.command(b"MAIL FROM:<app@example.com>").startswith(b"250 ")
+    assert peer.command(b"RCPT TO:<sendsms@isendpro-api.com>").startswith(b"421 4.5.3 ")
+    assert peer.reply() == b""
 
 
 # --- half-closed clients ----------------------------------------------------------------------
