@@ -8,7 +8,7 @@ import hmac
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -31,6 +31,8 @@ TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 SHED = "421 4.7.0 Too many connections, closing this idle one; try again later"
 SESSION_TOO_LONG = "421 4.4.2 Session too long, closing; reconnect to go on"
 TOO_MANY_RECIPIENTS = "421 4.5.3 Too many recipients, closing"
+TOO_MUCH_IN_FLIGHT = "451 4.3.1 Too much mail being received at once, please retry"
+END_OF_DATA = b".\r\n"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 MECHANISMS = ("LOGIN", "PLAIN")
 
@@ -97,11 +99,13 @@ class _Envelope(Envelope):
 
 
 class _Listener:
-    """The open connections of one listener, oldest first, against smtp.max_connections."""
+    """What the connections of one listener share: the open ones, oldest first, against
+    smtp.max_connections, and the message bytes held at once, against smtp.max_inflight_bytes."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self._open: dict[_GatewaySMTP, None] = {}  # insertion order: oldest first
+        self._held = 0
 
     def admit(self, connection: _GatewaySMTP) -> bool:
         """At the cap, the oldest connection without a mail transaction makes room (as
@@ -118,23 +122,73 @@ class _Listener:
     def leave(self, connection: _GatewaySMTP) -> None:
         self._open.pop(connection, None)
 
+    def take(self, size: int) -> bool:
+        if self._held + size > self.settings.max_inflight_bytes:
+            return False
+        self._held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self._held -= size
+
 
 class _ClientInput(asyncio.StreamReader):
     """What a client sent. Its end (a half-close) stops the session only once the commands
-    before it are answered."""
+    before it are answered; message lines are charged to the listener's in-flight budget."""
+
+    def __init__(self, listener: _Listener, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._listener = listener
+        self._charging = False
+        self._charged = 0
+        self._continued = False  # the last read was the head of an over-long line
+        self._line_end_owed = False
+        self.dropped = False  # the message went over the budget: it gets TOO_MUCH_IN_FLIGHT
+
+    def charge(self) -> None:
+        """Charge the lines of one message from now on."""
+        self._charging, self.dropped = True, False
+
+    def stop_charging(self) -> None:
+        """The message is answered: its bytes are no longer held."""
+        self._charging = False
+        self._listener.give_back(self._charged)
+        self._charged = 0
 
     async def readuntil(self, separator: Any = b"\n") -> bytes:
+        if self._line_end_owed:
+            self._line_end_owed = False
+            return b"\r\n"
         try:
-            return await super().readuntil(separator)
+            line = await super().readuntil(separator)
         except asyncio.IncompleteReadError:
             # aiosmtpd ends a session by cancelling its handler, as its eof_received does.
             raise asyncio.CancelledError from None
+        except asyncio.LimitOverrunError:
+            self._continued = True
+            raise
+        continued, self._continued = self._continued, False
+        if not self._charging or continued or line == END_OF_DATA:
+            return line
+        if self._charged + len(line) > self._listener.settings.max_message_size:
+            self._charging = False  # aiosmtpd drops this message (552): nothing more is held
+        elif self._listener.take(len(line)):
+            self._charged += len(line)
+        else:
+            # Over the budget: this message goes at once. aiosmtpd drops a message when a line
+            # overruns, reads the rest to its end and answers it: the line is dropped and
+            # reported as an overrun of 0 bytes, whose line end follows.
+            self.stop_charging()
+            self.dropped, self._line_end_owed = True, True
+            raise asyncio.LimitOverrunError("over smtp.max_inflight_bytes", 0)
+        return line
 
 
 class _GatewaySMTP(SMTP):
     """aiosmtpd's SMTP with the limits one party must not exceed (SPEC §16): idle connections
-    shed at the cap, a session length, RCPT caps, and half-closed clients answered; logins
-    checked with an awaitable, so that a database lookup never blocks the loop."""
+    shed at the cap, a session length, RCPT caps, the in-flight budget, and half-closed
+    clients answered; logins checked with an awaitable, so that a database lookup never
+    blocks the loop."""
 
     def __init__(
         self,
@@ -157,7 +211,7 @@ class _GatewaySMTP(SMTP):
             self._auth_require_tls = False
         self._check_login = check_login
         self._listener = listener
-        self._input = _ClientInput(limit=self.line_length_limit, loop=self.loop)
+        self._input = _ClientInput(listener, self.line_length_limit, self.loop)
         # aiosmtpd reads through a plain StreamReader of its own making: the protocol is set
         # up again with ours, before any connection exists.
         asyncio.StreamReaderProtocol.__init__(
@@ -269,12 +323,21 @@ class _GatewaySMTP(SMTP):
 
     async def smtp_DATA(self, arg: str) -> None:
         self._in_data = True
+        self._input.charge()
         try:
             await super().smtp_DATA(arg)
         finally:
             self._in_data = False
+            self._input.stop_charging()
         if self._session_over:
             await self._close_with(SESSION_TOO_LONG)
+
+    async def push(self, status: AnyStr) -> None:
+        if self._input.dropped:  # aiosmtpd's answer to the message dropped for the budget
+            self._input.dropped = False
+            await super().push(TOO_MUCH_IN_FLIGHT)
+            return
+        await super().push(status)
 
 
 def _line(reply: str) -> bytes:

@@ -1,5 +1,6 @@
 """One party's SMTP connections cannot degrade the others' (SPEC §16), over real sockets:
-idle connections shed at the cap, session and RCPT limits, half-closed clients answered."""
+idle connections shed at the cap, session and RCPT limits, half-closed clients answered, and
+the message bytes held at once bounded."""
 
 from __future__ import annotations
 
@@ -279,3 +280,42 @@ def test_a_client_that_half_closes_without_quit_is_answered_then_closed(
     peer.sock.shutdown(socket.SHUT_WR)
     assert [peer.reply()[:4], peer.reply()[:4], peer.reply()] == [b"250 ", b"250 ", b""]
 
+
+# --- the message bytes held at once -----------------------------------------------------------
+
+
+@pytest.mark.mail2sms(
+    config={"smtp": {"max_message_size": 100_000, "max_inflight_bytes": 150_000}}
+)
+def test_data_beyond_the_inflight_budget_gets_451_until_room_is_made(
+    mail2sms_gateway: RunningGateway, peers: list[Peer]
+) -> None:
+    gw = mail2sms_gateway
+    first = str(next(_email_ids))
+    holder = greeted(gw, peers)
+    assert holder.command(b"EHLO holder.example").startswith(b"250 ")
+    assert holder.command(b"MAIL FROM:<app@example.com>").startswith(b"250 ")
+    assert holder.command(b"RCPT TO:<sendsms@isendpro-api.com>").startswith(b"250 ")
+    assert holder.command(b"DATA").startswith(b"354 ")
+    holder.sock.sendall(request(first, size=90_000))  # held: its final dot is not sent yet
+
+    second = str(next(_email_ids))
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(gw, second, size=90_000)
+    assert refused.value.smtp_code == 451
+    assert refused.value.smtp_error.startswith(b"4.3.1 ")
+
+    third = str(next(_email_ids))
+    other = greeted(gw, peers)
+    assert other.command(b"EHLO other.example").startswith(b"250 ")
+    for expected in (b"451 4.3.1 ", b"250 2.0.0 OK"):
+        assert other.command(b"MAIL FROM:<app@example.com>").startswith(b"250 ")
+        assert other.command(b"RCPT TO:<sendsms@isendpro-api.com>").startswith(b"250 ")
+        assert other.command(b"DATA").startswith(b"354 ")
+        assert other.command(request(third, size=90_000) + b".").startswith(expected)
+        if expected.startswith(b"451"):  # the refused message was read to its end
+            holder.sock.sendall(b".\r\n")
+            assert holder.reply().startswith(b"250 2.0.0 OK")
+
+    assert send(gw, second, size=90_000).startswith("250 ")
+    assert {e["email_id"] for e in gw.emails()} == {first, second, third}
