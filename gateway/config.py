@@ -38,7 +38,8 @@ class SmtpSettings(_Section):
     port: int = Field(2525, ge=0, le=65535)
     gateway_addresses: tuple[str, ...] = ("sendsms@isendpro-api.com",)
     max_message_size: int = Field(4 * 1024 * 1024, ge=1024)
-    max_inflight_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # checked against max_message_size even when unset
+    max_inflight_bytes: int = Field(32 * 1024 * 1024, ge=1024, validate_default=True)
     max_connections: int = Field(200, ge=1)
     timeout: float = Field(60.0, gt=0)
     max_session_seconds: float = Field(300.0, gt=0)

@@ -139,6 +139,7 @@ class _ClientInput(asyncio.StreamReader):
     def __init__(self, listener: _Listener, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(limit=limit, loop=loop)
         self._listener = listener
+        self._message_cap = listener.settings.max_message_size
         self._charging = False
         self._charged = 0
         self._continued = False  # the last read was the head of an over-long line
@@ -170,7 +171,7 @@ class _ClientInput(asyncio.StreamReader):
         continued, self._continued = self._continued, False
         if not self._charging or continued or line == END_OF_DATA:
             return line
-        if self._charged + len(line) > self._listener.settings.max_message_size:
+        if self._charged + len(line) > self._message_cap:
             self._charging = False  # aiosmtpd drops this message (552): nothing more is held
         elif self._listener.take(len(line)):
             self._charged += len(line)
