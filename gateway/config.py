@@ -41,14 +41,26 @@ class SmtpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(2525, ge=0, le=65535)
     gateway_addresses: tuple[str, ...] = ("sendsms@isendpro-api.com",)
-    max_message_size: int = Field(10 * 1024 * 1024, ge=1024)
+    max_message_size: int = Field(4 * 1024 * 1024, ge=1024)
+    # checked against max_message_size even when unset
+    max_inflight_bytes: int = Field(32 * 1024 * 1024, ge=1024, validate_default=True)
     max_connections: int = Field(200, ge=1)
     timeout: float = Field(60.0, gt=0)
+    max_session_seconds: float = Field(300.0, gt=0)
+    max_recipients_per_transaction: int = Field(100, ge=1)
+    max_recipients_per_session: int = Field(1000, ge=1)
     starttls: bool = False
     tls_cert: str = ""
     tls_key: str = Field("", validate_default=True)  # checked against tls_cert even when unset
     auth: Literal["off", "any", "accounts"] = "off"
     auth_required: bool = False
+
+    @field_validator("max_inflight_bytes")
+    @classmethod
+    def _one_message_fits(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("max_message_size", 0):
+            raise ValueError("must be at least smtp.max_message_size (one message must fit)")
+        return value
 
     @field_validator("tls_cert")
     @classmethod

@@ -1,5 +1,5 @@
 """The SMTP listener: aiosmtpd on the application's loop; STARTTLS and AUTH, RCPT filter,
-DATA → service, 250/451."""
+DATA → service, 250/451; the limits that keep one client from starving the others."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hmac
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -27,7 +27,12 @@ log = logging.getLogger("mail2sms.smtp")
 OK = "250 2.0.0 OK: applied as email {row}"
 UNKNOWN_RECIPIENT = "550 5.1.1 <{address}>: not a gateway address, relaying is not allowed"
 TRY_AGAIN = "451 4.3.0 Temporary failure, please retry"
-TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections, try again later\r\n"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+SHED = "421 4.7.0 Too many connections, closing this idle one; try again later"
+SESSION_TOO_LONG = "421 4.4.2 Session too long, closing; reconnect to go on"
+TOO_MANY_RECIPIENTS = "421 4.5.3 Too many recipients, closing"
+TOO_MUCH_IN_FLIGHT = "451 4.3.1 Too much mail being received at once, please retry"
+END_OF_DATA = b".\r\n"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 MECHANISMS = ("LOGIN", "PLAIN")
 
@@ -55,7 +60,9 @@ class Handler:
         client_ip = peer[0] if isinstance(peer, tuple) else ""
         # aiosmtpd keeps 8-bit bytes of MAIL FROM as surrogate escapes, which no database
         # can store; they become U+FFFD, and NUL (PostgreSQL refuses it in text) goes.
-        sender = (envelope.mail_from or "").encode("utf-8", "surrogateescape")
+        # It reports MAIL FROM:<> (a bounce's empty sender) as "<>".
+        mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from or ""
+        sender = mail_from.encode("utf-8", "surrogateescape")
         envelope_from = sender.decode("utf-8", "replace").replace("\x00", "")
         try:
             outcome = await self._service.submit(
@@ -85,14 +92,108 @@ class _Session(Session):
     login_data: Any = None
 
 
-class _CappedSMTP(SMTP):
-    """Refuses connections beyond the cap with 421 so idle clients cannot starve real ones;
-    checks logins with an awaitable, so that a database lookup never blocks the loop."""
+class _Envelope(Envelope):
+    """aiosmtpd's envelope, counting the RCPT commands of its transaction."""
+
+    rcpt_commands = 0
+
+
+class _Listener:
+    """What the connections of one listener share: the open ones, oldest first, against
+    smtp.max_connections, and the message bytes held at once, against smtp.max_inflight_bytes."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._open: dict[_GatewaySMTP, None] = {}  # insertion order: oldest first
+        self._held = 0
+
+    def admit(self, connection: _GatewaySMTP) -> bool:
+        """At the cap, the oldest connection without a mail transaction makes room (as
+        Postfix does under stress); False when every one is in a transaction."""
+        if len(self._open) >= self.settings.max_connections:
+            idle = next((c for c in self._open if not c.in_transaction), None)
+            if idle is None:
+                return False
+            self.leave(idle)
+            idle.hang_up(SHED)
+        self._open[connection] = None
+        return True
+
+    def leave(self, connection: _GatewaySMTP) -> None:
+        self._open.pop(connection, None)
+
+    def take(self, size: int) -> bool:
+        if self._held + size > self.settings.max_inflight_bytes:
+            return False
+        self._held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self._held -= size
+
+
+class _ClientInput(asyncio.StreamReader):
+    """What a client sent. Its end (a half-close) stops the session only once the commands
+    before it are answered; message lines are charged to the listener's in-flight budget."""
+
+    def __init__(self, listener: _Listener, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._listener = listener
+        self._message_cap = listener.settings.max_message_size
+        self._charging = False
+        self._charged = 0
+        self._continued = False  # the last read was the head of an over-long line
+        self._line_end_owed = False
+        self.dropped = False  # the message went over the budget: it gets TOO_MUCH_IN_FLIGHT
+
+    def charge(self) -> None:
+        """Charge the lines of one message from now on."""
+        self._charging, self.dropped = True, False
+
+    def stop_charging(self) -> None:
+        """The message is answered: its bytes are no longer held."""
+        self._charging = False
+        self._listener.give_back(self._charged)
+        self._charged = 0
+
+    async def readuntil(self, separator: Any = b"\n") -> bytes:
+        if self._line_end_owed:
+            self._line_end_owed = False
+            return b"\r\n"
+        try:
+            line = await super().readuntil(separator)
+        except asyncio.IncompleteReadError:
+            # aiosmtpd ends a session by cancelling its handler, as its eof_received does.
+            raise asyncio.CancelledError from None
+        except asyncio.LimitOverrunError:
+            self._continued = True
+            raise
+        continued, self._continued = self._continued, False
+        if not self._charging or continued or line == END_OF_DATA:
+            return line
+        if self._charged + len(line) > self._message_cap:
+            self._charging = False  # aiosmtpd drops this message (552): nothing more is held
+        elif self._listener.take(len(line)):
+            self._charged += len(line)
+        else:
+            # Over the budget: this message goes at once. aiosmtpd drops a message when a line
+            # overruns, reads the rest to its end and answers it: the line is dropped and
+            # reported as an overrun of 0 bytes, whose line end follows.
+            self.stop_charging()
+            self.dropped, self._line_end_owed = True, True
+            raise asyncio.LimitOverrunError("over smtp.max_inflight_bytes", 0)
+        return line
+
+
+class _GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP with the limits one party must not exceed (SPEC §16): idle connections
+    shed at the cap, a session length, RCPT caps, the in-flight budget, and half-closed
+    clients answered; logins checked with an awaitable, so that a database lookup never
+    blocks the loop."""
 
     def __init__(
         self,
-        counter: list[int],
-        cap: int,
+        listener: _Listener,
         check_login: LoginCheck | None,
         auth_in_clear: bool,
         *args: Any,
@@ -110,12 +211,28 @@ class _CappedSMTP(SMTP):
             # without TLS: here that is the documented choice for a plain local port.
             self._auth_require_tls = False
         self._check_login = check_login
-        self._counter = counter
-        self._cap = cap
-        self._counted = False
+        self._listener = listener
+        self._input = _ClientInput(listener, self.line_length_limit, self.loop)
+        # aiosmtpd reads through a plain StreamReader of its own making: the protocol is set
+        # up again with ours, before any connection exists.
+        asyncio.StreamReaderProtocol.__init__(
+            self, self._input, client_connected_cb=self._cb_client_connected, loop=self.loop
+        )
+        self._admitted = False
+        self._session_timer: asyncio.TimerHandle | None = None
+        self._in_data = False
+        self._session_over = False
+        self._rcpt_commands = 0
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    def _create_envelope(self) -> Envelope:
+        return _Envelope()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.envelope is not None and self.envelope.mail_from is not None
 
     # aiosmtpd parses PLAIN and LOGIN (its authenticator is synchronous, so `_credentials`
     # only hands the pair back); the check itself is awaited here.
@@ -140,20 +257,92 @@ class _CappedSMTP(SMTP):
         return AuthResult(success=True, auth_data=credentials)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._counter[0] >= self._cap:
+        if self._admitted:  # again, with the TLS transport, after STARTTLS
+            super().connection_made(transport)
+            return
+        if not self._listener.admit(self):
             assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(TOO_MANY_CONNECTIONS)
+            transport.write(_line(TOO_MANY_CONNECTIONS))
             transport.close()
             return
-        self._counter[0] += 1
-        self._counted = True
+        self._admitted = True
         super().connection_made(transport)
+        self._session_timer = self.loop.call_later(
+            self._listener.settings.max_session_seconds, self._end_session
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._counted:
-            self._counter[0] -= 1
-            self._counted = False
-            super().connection_lost(exc)
+        if not self._admitted:
+            return
+        self._admitted = False
+        self._listener.leave(self)
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        if not self._admitted:
+            return None
+        if self.session is None or self.session.ssl is not None:
+            return super().eof_received()  # TLS has no half-close: aiosmtpd's way
+        # aiosmtpd cancels the session here, answers unsent; the input ends it instead, once
+        # read (True keeps the socket open for the answers).
+        return asyncio.StreamReaderProtocol.eof_received(self)
+
+    def hang_up(self, reply: str) -> None:
+        """Answer `reply` and close, from outside the session's own task."""
+        if self.transport is not None:
+            assert isinstance(self.transport, asyncio.WriteTransport)
+            self.transport.write(_line(reply))
+            self.transport.close()
+
+    async def _close_with(self, reply: str) -> None:
+        """Answer `reply` and close, from within the session's task (as aiosmtpd's QUIT)."""
+        await self.push(reply)
+        assert self._handler_coroutine is not None and self.transport is not None
+        self._handler_coroutine.cancel()
+        self.transport.close()
+
+    def _end_session(self) -> None:
+        if self._in_data:
+            self._session_over = True  # the email being received is answered first
+        else:
+            self.hang_up(SESSION_TOO_LONG)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        assert isinstance(self.envelope, _Envelope)
+        self._rcpt_commands += 1
+        self.envelope.rcpt_commands += 1
+        settings = self._listener.settings
+        if (
+            self.envelope.rcpt_commands > settings.max_recipients_per_transaction
+            or self._rcpt_commands > settings.max_recipients_per_session
+        ):
+            await self._close_with(TOO_MANY_RECIPIENTS)
+            return
+        await super().smtp_RCPT(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._in_data = True
+        self._input.charge()
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._in_data = False
+            self._input.stop_charging()
+        if self._session_over:
+            await self._close_with(SESSION_TOO_LONG)
+
+    async def push(self, status: AnyStr) -> None:
+        if self._input.dropped:  # aiosmtpd's answer to the message dropped for the budget
+            self._input.dropped = False
+            await super().push(TOO_MUCH_IN_FLIGHT)
+            return
+        await super().push(status)
+
+
+def _line(reply: str) -> bytes:
+    return reply.encode("ascii") + b"\r\n"
 
 
 def _credentials(
@@ -193,13 +382,12 @@ async def start_smtp(
         check_login = _account_logins(passwords)
     auth_in_clear = check_login is not None and not settings.starttls
     handler = Handler(service, settings.gateway_addresses)
-    counter = [0]
+    listener = _Listener(settings)
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: _CappedSMTP(
-                counter,
-                settings.max_connections,
+            lambda: _GatewaySMTP(
+                listener,
                 check_login,
                 auth_in_clear,
                 handler,

@@ -298,9 +298,9 @@ def test_a_hundred_thousand_tags_are_bounded(gw: RunningGateway, tag: bytes) -> 
     still_serves(gw)
 
 
-def test_a_five_megabyte_value_is_answered(gw: RunningGateway) -> None:
+def test_a_value_beyond_the_body_limit_is_answered(gw: RunningGateway) -> None:
     email_id = str(next(_email_ids))
-    value = b"\r\n".join(b"x" * 76 for _ in range(5 * 1024 * 1024 // 78))
+    value = b"\r\n".join(b"x" * 76 for _ in range(1_500_000 // 78))
     assert submit(gw, mail(envoi(email_id, sms=value))) == 250
     email = only_email(gw)  # the body is over limits.max_body_chars: no <envoi> read
     assert (email["status"], email["code"]) == ("refused", 1)
@@ -410,8 +410,8 @@ def first_lines(sockets: list[socket.socket], timeout: float) -> list[bytes]:
     return [lines[sock] for sock in sockets]
 
 
-@pytest.mark.mail2sms(config={"smtp": {"max_connections": 50, "timeout": 3.0}})
-def test_idle_connections_beyond_the_cap_get_421_and_a_real_client_gets_through(
+@pytest.mark.mail2sms(config={"smtp": {"max_connections": 50}})
+def test_idle_connections_beyond_the_cap_are_shed_and_a_real_client_gets_through_at_once(
     mail2sms_gateway: RunningGateway,
 ) -> None:
     gw = mail2sms_gateway
@@ -420,24 +420,14 @@ def test_idle_connections_beyond_the_cap_get_421_and_a_real_client_gets_through(
         for _ in range(300):
             idle.append(socket.create_connection((gw.smtp_host, gw.smtp_port), timeout=10))
         greetings = first_lines(idle, timeout=10)
-        assert sum(line.startswith(b"220 ") for line in greetings) == 50
-        assert sum(line.startswith(b"421 ") for line in greetings) == 250
+        assert all(line.startswith((b"220 ", b"421 4.7.0 ")) for line in greetings), greetings
 
-        # The real client polls: 421 while the idle ones hold every slot, through once
-        # smtp.timeout has cut them.
+        # Without a transaction, the oldest idle connection makes room: no 421, no waiting
+        # for smtp.timeout to cut them.
         email_id = str(next(_email_ids))
-        refused = 0
         started = time.monotonic()
-        while True:
-            try:
-                assert submit(gw, mail(envoi(email_id))) == 250
-                break
-            except smtplib.SMTPConnectError as exc:
-                assert exc.smtp_code == 421
-                refused += 1
-            assert time.monotonic() - started < 10, "no slot freed within 10 s"
-            time.sleep(0.05)
-        assert refused > 0
+        assert submit(gw, mail(envoi(email_id))) == 250
+        assert time.monotonic() - started < 3
         assert len(gw.sms(email_id=email_id)) == 1
     finally:
         for sock in idle:

@@ -111,6 +111,19 @@ def test_unauthorised_email_is_refused_without_any_reply(
     assert gw.sms() == []
 
 
+@pytest.mark.parametrize(
+    ("sender", "status"), [("app@example.com", "processed"), ("app@evil.test", "refused")]
+)
+def test_an_empty_envelope_sender_leaves_the_from_header_to_decide(
+    gateway_on: RunningGateway, sender: str, status: str
+) -> None:
+    gw = gateway_on
+    body = "<envoi><keyid>demo</keyid><num>0601020304</num><sms>x</sms><emailId>1</emailId></envoi>"
+    gw.send(_request(gw, body, sender), mail_from="")  # MAIL FROM:<>, as a bounce has
+    (email,) = gw.emails()
+    assert (email["status"], email["sender"]) == (status, sender)
+
+
 def test_html_only_mail_is_not_processed(gateway_on: RunningGateway) -> None:
     gw = gateway_on
     message = gw.request_email("")
