@@ -12,7 +12,7 @@ measured run, a load generator (`bench.load`). Phases (`--phases`):
 - rss: `--emails-for-rss` emails in one long run; the gateway's VmRSS over time and its VmHWM.
 - api: `GET /api/v1/sms` latencies on a database seeded directly with `--sms-rows` SMS.
 - abuse: an ordinary client's latency (SMTP and /healthz) alone, then while one party sends
-  heavy mail (250,000-line CSVs, anonymous and authorised; 8 MB bodies): bench/abuse.py.
+  heavy mail (150,000-line CSVs, anonymous and authorised; 3.5 MB bodies): bench/abuse.py.
 - postgres (with `--postgres URL|auto`): the 1- and 500-recipient figures on PostgreSQL for one
   and for two gateway replicas on one database, the load split across them.
 

@@ -47,7 +47,7 @@ def test_an_unknown_keyid_s_csv_is_never_read(
     mail2sms_gateway: RunningGateway, merges: list[int]
 ) -> None:
     gw = mail2sms_gateway
-    assert gw.send(_csv_email(gw, "nobody", 1, 250_000)).startswith("250")
+    assert gw.send(_csv_email(gw, "nobody", 1, 150_000)).startswith("250")
     (email,) = gw.emails()
     assert (email["status"], email["code"]) == ("refused", 3)
     assert merges == []
@@ -76,7 +76,7 @@ def test_an_authorised_huge_csv_is_23_after_reading_past_the_limit_only(
     mail2sms_gateway: RunningGateway,
 ) -> None:
     gw = mail2sms_gateway
-    gw.send(_csv_email(gw, "demo", 4, 250_000))
+    gw.send(_csv_email(gw, "demo", 4, 150_000))
     report = gw.wait_for_reply("not", 4)
     assert "<code>23</code>" in report["body"]
     assert gw.sms() == []
