@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -55,6 +56,7 @@ LISTED = (
     "or after `timeout` seconds with what there is (200 either way)."
 )
 Model = TypeVar("Model", bound=BaseModel)
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _answer(
@@ -81,6 +83,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 PROVIDER_PREFIX = "/cgi-bin/"
+KEYID_MAX = 64  # accounts.keyid
 
 
 class AdminToken:
@@ -115,10 +118,17 @@ class AdminToken:
 
 
 def _query(request: Request, model: type[Model]) -> Model:
-    """The query's parameters checked by `model`; an empty value counts as absent."""
-    given = {name: value for name, value in request.query_params.items() if value != ""}
+    """The query's parameters checked by `model`: each known, given once, without NUL; an
+    empty value counts as absent."""
+    given: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in given:
+            raise InvalidFieldError(name, "given more than once; give each parameter once")
+        if "\x00" in value:
+            raise InvalidFieldError(name, "contains a NUL character")
+        given[name] = value
     try:
-        return model.model_validate(given)
+        return model.model_validate({name: value for name, value in given.items() if value})
     except ValidationError as exc:
         raise invalid_field(exc, model.model_fields, "unknown parameter") from None
 
@@ -127,14 +137,44 @@ async def _body(request: Request, model: type[Model]) -> Model:
     """The JSON object of the body checked by `model`."""
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidFieldError("body", "not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidFieldError("body", "must be a JSON object")
+    for name, value in body.items():
+        if _has_nul(value):
+            raise InvalidFieldError(str(name), "contains a NUL character")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         raise invalid_field(exc, model.model_fields) from None
+
+
+def _has_nul(value: Any) -> bool:
+    # PostgreSQL cannot store U+0000 in text or JSON.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _keyid(request: Request) -> str:
+    """The {keyid} of the path; one that no account can have (NUL, too long) is a 404."""
+    keyid: str = request.path_params["keyid"]
+    if "\x00" in keyid or len(keyid) > KEYID_MAX:
+        raise NotFoundError("keyid", f"no account with keyid {keyid!r}")
+    return keyid
+
+
+def _takes_no_query(endpoint: Endpoint) -> Endpoint:
+    async def checked(request: Request) -> Response:
+        _query(request, models.NoQuery)
+        return await endpoint(request)
+
+    return checked
 
 
 ListFunction = Callable[..., Awaitable[reads.Page]]
@@ -162,10 +202,14 @@ class Api:
 
     def operations(self) -> list[Operation]:
         """The route table: each endpoint with what the OpenAPI document tells of it."""
-        op, error, page_of = Operation, models.Error, "the page and the count of all matches"
+        error, page_of = models.Error, "the page and the count of all matches"
         no_account = (error, "no such account")
+        # An endpoint takes no query parameter unless it says which.
+        op = functools.partial(Operation, query=models.NoQuery)
+
         return [
-            op("GET", "/", page.index, "The live web page", {200: ("text/html", "HTML")}),
+            # The page keeps its own filters in its URL's query.
+            Operation("GET", "/", page.index, "The live web page", {200: ("text/html", "HTML")}),
             op(
                 "GET",
                 "/healthz",
@@ -235,15 +279,20 @@ class Api:
                 "GET",
                 "/api/v1/accounts",
                 self.list_accounts,
-                "All accounts",
-                {200: (models.AccountPage, "newest first")},
+                "All accounts (never their passwords)",
+                {200: (models.AccountPage, page_of)},
+                query=models.AccountQuery,
+                description=LISTED,
             ),
             op(
                 "POST",
                 "/api/v1/accounts",
                 self.create_account,
                 "Create an account (login, password, keyid generated when absent)",
-                {201: (models.Account, "created"), 409: (error, "keyid or login already used")},
+                {
+                    201: (models.NewAccount, "created; the only answer that shows the password"),
+                    409: (error, "keyid or login already used"),
+                },
                 body=models.AccountFields,
             ),
             op(
@@ -335,7 +384,13 @@ class Api:
 
     def routes(self) -> list[BaseRoute]:
         served: list[BaseRoute] = [
-            Route(op.path, op.endpoint, methods=[op.method]) for op in self.operations()
+            Route(
+                op.path,
+                _takes_no_query(op.endpoint) if op.query is models.NoQuery else op.endpoint,
+                methods=[op.method],
+                name=op.endpoint.__name__,
+            )
+            for op in self.operations()
         ]
         return [
             *served,
@@ -387,8 +442,10 @@ class Api:
 
     async def email_raw(self, request: Request) -> Response:
         email_row: int = request.path_params["id"]
-        async with self.engine.connect() as conn:
-            raw = await reads.email_raw(conn, email_row)
+        raw = None
+        if email_row <= models.MAX_ID:
+            async with self.engine.connect() as conn:
+                raw = await reads.email_raw(conn, email_row)
         if raw is None:
             raise NotFoundError("id", f"no email with id {email_row}")
         return Response(
@@ -405,12 +462,12 @@ class Api:
     # Accounts --------------------------------------------------------------------------------
 
     async def list_accounts(self, request: Request) -> Response:
-        async with self.engine.connect() as conn:
-            items = await accounts.list_all(conn)
-        return _answer(models.AccountPage, {"items": items, "total": len(items)})
+        query = _query(request, models.AccountQuery)
+        found = await self._list(request, "accounts", query, reads.list_accounts)
+        return _answer(models.AccountPage, found._asdict())
 
     async def get_account(self, request: Request) -> Response:
-        keyid: str = request.path_params["keyid"]
+        keyid = _keyid(request)
         async with self.engine.connect() as conn:
             account = await accounts.get(conn, keyid)
         if account is None:
@@ -422,10 +479,10 @@ class Api:
         fields = body.model_dump(exclude_unset=True)
         account = await admin.create_account(self.engine, fields, self.clock.now())
         self.changes.publish(["accounts"])
-        return _answer(models.Account, account, 201)
+        return _answer(models.NewAccount, account, 201)
 
     async def patch_account(self, request: Request) -> Response:
-        keyid: str = request.path_params["keyid"]
+        keyid = _keyid(request)
         body = await _body(request, models.AccountFields)
         account = await admin.patch_account(self.engine, keyid, body.model_dump(exclude_unset=True))
         self.changes.publish(["accounts"])

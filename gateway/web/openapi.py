@@ -64,7 +64,11 @@ def document(operations: Sequence[Operation], description: str) -> Schema:
     )
     schemas: dict[str, Schema] = defs.get("$defs", {})
     # A query model becomes parameters, not a schema of its own.
-    queries = {op.query: schemas.pop(op.query.__name__) for op in operations if op.query}
+    queries = {
+        model: schemas.pop(model.__name__)
+        for model in {op.query for op in operations}
+        if model is not None
+    }
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         path = PATH_PARAMETER.sub(r"{\1}", op.path)
@@ -99,7 +103,7 @@ def _operation(op: Operation, query: Schema | None, refs: Mapping[Any, Schema]) 
                 parameter["description"] = schema["description"]
             parameter["schema"] = {k: v for k, v in schema.items() if k != "description"}
             parameters.append(parameter)
-        answers[400] = (Error, "a parameter is unknown or invalid (named in `field`)")
+        answers[400] = (Error, "a parameter is unknown, repeated or invalid (named in `field`)")
     found: Schema = {"summary": op.summary} | (
         {"description": op.description} if op.description else {}
     )
