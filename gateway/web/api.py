@@ -6,19 +6,16 @@ import asyncio
 import functools
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.errors import (
@@ -30,9 +27,9 @@ from gateway.errors import (
 )
 from gateway.events import Changes
 from gateway.store import accounts, admin, reads
-from gateway.web import models, openapi, page
+from gateway.web import guard, models, openapi, page
 from gateway.web.context import WebContext
-from gateway.web.openapi import WRITE_METHODS, Operation
+from gateway.web.openapi import Operation
 from gateway.web.provider import ProviderApi, ProviderDeps
 from gateway.web.provider_accounts import ProviderAccounts
 
@@ -48,8 +45,11 @@ SSE_COALESCE = 0.2
 PAGING = set(models.Paging.model_fields)
 STATUS = {InvalidFieldError: 400, NotFoundError: 404, ConflictError: 409}
 ABOUT = (
-    "Inspection and control of an emulated iSendPro mail 2 SMS gateway. Writes need "
-    "`Authorization: Bearer <http.admin_token>` when the server listens beyond loopback."
+    "Inspection and control of an emulated iSendPro mail 2 SMS gateway. Beyond loopback, "
+    "every request but /healthz needs `Authorization: Bearer <http.admin_token>` (or HTTP "
+    "Basic with the token as the password). A write's body is JSON (`Content-Type: "
+    "application/json`, else 415); a write from a page of another origin gets 403; a Host "
+    "that is not one of the gateway's names gets 421."
 )
 LISTED = (
     "Newest first (by insertion). With `wait_for=N`, answers as soon as `total ≥ N`, "
@@ -82,39 +82,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _answer(models.Error, {"error": "internal error; see the gateway's log"}, 500)
 
 
-PROVIDER_PREFIX = "/cgi-bin/"
 KEYID_MAX = 64  # accounts.keyid
-
-
-class AdminToken:
-    """Writes need `Authorization: Bearer <http.admin_token>` (installed beyond loopback only)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        writes = scope["type"] == "http" and scope["method"] in WRITE_METHODS
-        # The provider's API authorises by keyid (SPEC §15), not by our admin token.
-        if writes and not scope["path"].startswith(PROVIDER_PREFIX) and not self._allowed(scope):
-            response = _answer(
-                models.Error,
-                {"error": "this write needs the header Authorization: Bearer <http.admin_token>"},
-                401,
-                {"WWW-Authenticate": 'Bearer realm="mail2sms"'},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _allowed(self, scope: Scope) -> bool:
-        scheme, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
-        # An empty configured token never matches: `serve` refuses it, an embedder gets 401s.
-        return (
-            bool(self.token)
-            and scheme.lower() == "bearer"
-            and secrets.compare_digest(given.strip().encode(), self.token)
-        )
 
 
 def _query(request: Request, model: type[Model]) -> Model:
@@ -543,7 +511,8 @@ class Api:
 
     async def openapi_document(self, request: Request) -> Response:
         if self._document is None:
-            self._document = json.dumps(openapi.document(self.operations(), ABOUT)).encode()
+            found = openapi.document(self.operations(), ABOUT, guard.OPEN_PATHS)
+            self._document = json.dumps(found).encode()
         return Response(self._document, media_type="application/json")
 
     async def info(self, request: Request) -> Response:
@@ -608,12 +577,9 @@ def create_app(context: WebContext) -> Starlette:
     """The ASGI app of one gateway. Setting `context.closing` ends long-polls and event streams
     (the HTTP server sets it on shutdown so that they do not hold it up)."""
     api = Api(context)
-    middleware = []
-    if not context.settings.http_is_loopback:
-        middleware.append(Middleware(AdminToken, token=context.settings.http.admin_token))
     return Starlette(
         routes=api.routes(),
-        middleware=middleware,
+        middleware=[Middleware(guard.Guard, settings=context.settings.http)],
         exception_handlers={
             HTTPException: _http_error,
             FieldError: _field_error,

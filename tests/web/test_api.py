@@ -25,6 +25,8 @@ from tests.web.conftest import Rows, make_settings
 
 pytestmark = pytest.mark.asyncio
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
 
 async def items(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
     response = await client.get(path, params=params)
@@ -361,9 +363,9 @@ async def test_bad_patch_field_is_400_naming_it(client: httpx.AsyncClient) -> No
 
 
 async def test_account_body_must_be_a_json_object(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/accounts", content=b"[1, 2]")
+    response = await client.post("/api/v1/accounts", content=b"[1, 2]", headers=JSON_TYPE)
     assert (response.status_code, response.json()["field"]) == (400, "body")
-    response = await client.post("/api/v1/accounts", content=b"{nope")
+    response = await client.post("/api/v1/accounts", content=b"{nope", headers=JSON_TYPE)
     assert (response.status_code, response.json()["field"]) == (400, "body")
 
 
@@ -393,7 +395,7 @@ async def test_put_clock_freezes_and_delete_releases(
     response = await client.put("/api/v1/clock", json={"now": "2026-11-29T21:00:00+01:00"})
     assert response.json() == {"now": "2026-11-29T20:00:00+00:00", "frozen": True}
     assert gateway.clock.now().isoformat() == "2026-11-29T20:00:00+00:00"
-    released = await client.delete("/api/v1/clock")
+    released = await client.delete("/api/v1/clock", headers=JSON_TYPE)
     assert released.json()["frozen"] is False
     assert (await client.get("/api/v1/clock")).json()["frozen"] is False
 
@@ -433,7 +435,7 @@ async def test_fault_count_defaults_to_one_and_filters_are_optional(
 async def test_delete_faults_clears_them(client: httpx.AsyncClient) -> None:
     await client.post("/api/v1/faults", json={"code": 29, "count": 1})
     await client.post("/api/v1/faults", json={"code": 21, "count": 1})
-    assert (await client.delete("/api/v1/faults")).json() == {"deleted": 2}
+    assert (await client.delete("/api/v1/faults", headers=JSON_TYPE)).json() == {"deleted": 2}
     assert (await items(client, "/api/v1/faults"))["total"] == 0
 
 
@@ -479,7 +481,7 @@ async def test_delete_messages_forgets_everything_and_notifies(
             insert(email_ids).values(account_id=await rows.account_id(), email_id="77")
         )
     before = dict(gateway.changes.versions)
-    response = await client.delete("/api/v1/messages")
+    response = await client.delete("/api/v1/messages", headers=JSON_TYPE)
     assert response.json() == {"deleted": {"sms": 1, "replies": 1, "email_ids": 1, "emails": 1}}
     for path in ("/api/v1/sms", "/api/v1/emails", "/api/v1/replies"):
         assert (await items(client, path))["total"] == 0
@@ -582,7 +584,7 @@ async def exposed(tmp_path: Path) -> Any:
     gw = Gateway(make_settings(tmp_path, http={"host": "0.0.0.0", "admin_token": "s3cret"}))
     await gw.prepare_database()
     transport = httpx.ASGITransport(app=create_app(gw.web))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8025") as client:
         yield client
     await gw.engine.dispose()
 
@@ -613,17 +615,20 @@ async def test_the_providers_api_needs_its_keyid_not_the_admin_token(
     assert response.json() == {"etat": {"credit": 1000}}
 
 
-async def test_admin_token_opens_writes_and_reads_stay_open(exposed: httpx.AsyncClient) -> None:
-    assert (await exposed.get("/api/v1/sms")).status_code == 200
-    response = await exposed.delete("/api/v1/messages", headers={"Authorization": "Bearer s3cret"})
+async def test_admin_token_opens_writes_and_reads(exposed: httpx.AsyncClient) -> None:
+    token = {"Authorization": "Bearer s3cret"}
+    assert (await exposed.get("/api/v1/sms", headers=token)).status_code == 200
+    response = await exposed.delete("/api/v1/messages", headers={**token, **JSON_TYPE})
     assert response.status_code == 200
 
 
 async def test_empty_admin_token_beyond_loopback_refuses_every_write(tmp_path: Path) -> None:
     gw = Gateway(make_settings(tmp_path, http={"host": "0.0.0.0"}))
     transport = httpx.ASGITransport(app=create_app(gw.web))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-        response = await client.delete("/api/v1/faults", headers={"Authorization": "Bearer "})
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        response = await client.delete(
+            "/api/v1/faults", headers={"Authorization": "Bearer ", **JSON_TYPE}
+        )
     await gw.engine.dispose()
     assert response.status_code == 401
 
@@ -890,7 +895,10 @@ async def test_a_parameter_where_none_is_taken_is_400_naming_it(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
     response = await client.request(
-        method, path, params={"bogus": "1"}, json={"code": 29} if method == "POST" else None,
+        method,
+        path,
+        params={"bogus": "1"},
+        json={"code": 29} if method == "POST" else None,
         headers={"Content-Type": "application/json"},
     )
     assert (response.status_code, response.json().get("field")) == (400, "bogus"), path

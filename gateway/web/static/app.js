@@ -64,7 +64,8 @@ function query(params) {
 
 async function write(method, path) {
   const send = () => {
-    const headers = {};
+    // The gateway takes only JSON writes (a browser page elsewhere cannot forge one).
+    const headers = { "Content-Type": "application/json" };
     const token = sessionStorage.getItem("mail2sms-token");
     if (token) headers.Authorization = `Bearer ${token}`;
     return fetch(path, { method, headers });
