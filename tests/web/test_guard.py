@@ -320,38 +320,42 @@ FORGING_PAGE = """<!doctype html>
 
 
 @asynccontextmanager
-async def other_origin(html: str) -> AsyncIterator[str]:
-    """A second web server on loopback (another port, so another origin) serving `html`."""
+async def serving(app: Any) -> AsyncIterator[str]:
+    """`app` on a web server of its own on loopback (a free port: an origin of its own)."""
     import uvicorn
-    from starlette.applications import Starlette
-    from starlette.responses import HTMLResponse
-    from starlette.routing import Route
 
     from gateway.web.server import bind
 
-    async def page(request: Any) -> HTMLResponse:
-        return HTMLResponse(html)
-
     sock = bind("127.0.0.1", 0)
-    config = uvicorn.Config(
-        Starlette(routes=[Route("/", page)]), log_config=None, lifespan="off", log_level="warning"
-    )
+    config = uvicorn.Config(app, log_config=None, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     deadline = asyncio.get_running_loop().time() + 10
     while not server.started:
         assert asyncio.get_running_loop().time() < deadline and not task.done()
         await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    server.should_exit = True
-    await task
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
-@pytest.mark.browser
-async def test_a_page_from_another_origin_cannot_create_accounts_or_faults(
-    client: httpx.AsyncClient, base_url: str
-) -> None:
+def other_origin(html: str) -> Any:
+    """A second web server serving one page, `html`."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def page(request: Any) -> HTMLResponse:
+        return HTMLResponse(html)
+
+    return serving(Starlette(routes=[Route("/", page)]))
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
     from tests.web.test_page import CHROMIUM, CHROMIUM_ARGS, _unavailable
 
     try:
@@ -360,24 +364,57 @@ async def test_a_page_from_another_origin_cannot_create_accounts_or_faults(
         _unavailable("playwright is not installed")
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    answered: list[tuple[str, int]] = []
-    page_html = FORGING_PAGE.format(gateway=base_url)
-    async with other_origin(page_html) as attacker, async_playwright() as playwright:
+    async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
+        yield browser
+        await browser.close()
+
+
+@pytest.mark.browser
+async def test_a_page_from_another_origin_cannot_create_accounts_or_faults(
+    client: httpx.AsyncClient, base_url: str
+) -> None:
+    answered: list[tuple[str, int]] = []
+    page_html = FORGING_PAGE.format(gateway=base_url)
+    async with other_origin(page_html) as attacker, chromium() as browser:
         page = await browser.new_page()
         page.on(
             "response",
             lambda r: answered.append((r.url, r.status)) if r.url.startswith(base_url) else None,
         )
-        await page.goto(attacker)
+        await page.goto(attacker + "/")
         deadline = asyncio.get_running_loop().time() + 10
         while len(answered) < 3 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        await browser.close()
     # The three forged writes reached the gateway and were refused there, not by the browser.
     assert sorted(status for _, status in answered) == [403, 403, 403], answered
     accounts = (await client.get("/api/v1/accounts")).json()["items"]
     assert [a["keyid"] for a in accounts] == ["demo"]
     assert (await client.get("/api/v1/faults")).json()["total"] == 0
+
+
+@pytest.mark.browser
+async def test_beyond_loopback_the_page_works_through_http_basic_with_the_token(
+    exposed_gateway: Gateway,
+) -> None:
+    from playwright.async_api import expect
+
+    rows = Rows(exposed_gateway)
+    await rows.sms()
+    async with serving(create_app(exposed_gateway.web)) as url, chromium() as browser:
+        context = await browser.new_context(
+            http_credentials={"username": "tester", "password": TOKEN}
+        )
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        assert (await page.goto(url)).status == 200
+        await expect(page.locator("#live")).to_have_text("live", timeout=10_000)
+        await expect(page.locator(".phone")).to_have_count(1, timeout=10_000)
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.click("#reset")  # a DELETE: the token and JSON, without a prompt
+        await expect(page.locator(".phone")).to_have_count(0, timeout=10_000)
+        await context.close()
+    assert errors == []
