@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
@@ -27,21 +27,17 @@ from gateway.errors import (
 )
 from gateway.events import Changes
 from gateway.store import accounts, admin, reads
-from gateway.web import guard, models, openapi, page
+from gateway.web import guard, live, models, openapi, page
 from gateway.web.context import WebContext
+from gateway.web.live import Live
 from gateway.web.openapi import Operation
 from gateway.web.provider import ProviderApi, ProviderDeps
 from gateway.web.provider_accounts import ProviderAccounts
 
 log = logging.getLogger("mail2sms.web")
 
-# Other replicas write to the same database without waking us: look again this often.
-RECHECK = 0.5
-HEARTBEAT = 15.0
-# Other replicas' writes reach the live page within this delay.
-SSE_POLL = 2.0
-# A burst of commits becomes one event (and one refetch by the page).
-SSE_COALESCE = 0.2
+# A long-poll whose client left gives its place back within this delay.
+DISCONNECT_CHECK = 5.0
 PAGING = set(models.Paging.model_fields)
 STATUS = {InvalidFieldError: 400, NotFoundError: 404, ConflictError: 409}
 ABOUT = (
@@ -157,7 +153,7 @@ class Api:
         self.clock = context.clock
         self.changes = context.changes
         self.metrics = context.metrics
-        self.closing = context.closing
+        self.live = Live(context.engine, context.changes, context.settings.http.max_streams)
         self._document: bytes | None = None
         self.provider = ProviderApi(
             ProviderDeps(
@@ -172,6 +168,10 @@ class Api:
         """The route table: each endpoint with what the OpenAPI document tells of it."""
         error, page_of = models.Error, "the page and the count of all matches"
         no_account = (error, "no such account")
+        busy = (
+            error,
+            "with wait_for: http.max_streams long-polls and streams are open; Retry-After",
+        )
         # An endpoint takes no query parameter unless it says which.
         op = functools.partial(Operation, query=models.NoQuery)
 
@@ -214,7 +214,7 @@ class Api:
                 "/api/v1/sms",
                 self.list_sms,
                 "Sent SMS",
-                {200: (models.SmsPage, page_of)},
+                {200: (models.SmsPage, page_of), 503: busy},
                 query=models.SmsQuery,
                 description=LISTED,
             ),
@@ -223,7 +223,7 @@ class Api:
                 "/api/v1/emails",
                 self.list_emails,
                 "Inbound emails",
-                {200: (models.EmailPage, page_of)},
+                {200: (models.EmailPage, page_of), 503: busy},
                 query=models.EmailQuery,
                 description=LISTED,
             ),
@@ -239,7 +239,7 @@ class Api:
                 "/api/v1/replies",
                 self.list_replies,
                 "Ack and Not replies",
-                {200: (models.ReplyPage, page_of)},
+                {200: (models.ReplyPage, page_of), 503: busy},
                 query=models.ReplyQuery,
                 description=LISTED,
             ),
@@ -248,7 +248,7 @@ class Api:
                 "/api/v1/accounts",
                 self.list_accounts,
                 "All accounts (never their passwords)",
-                {200: (models.AccountPage, page_of)},
+                {200: (models.AccountPage, page_of), 503: busy},
                 query=models.AccountQuery,
                 description=LISTED,
             ),
@@ -341,11 +341,15 @@ class Api:
                 "/api/v1/events",
                 self.events,
                 "Server-sent events: `change` with the topics' versions",
-                {200: ("text/event-stream", "an event stream")},
+                {
+                    200: ("text/event-stream", "an event stream"),
+                    503: (error, "http.max_streams streams and long-polls are open; Retry-After"),
+                },
                 description=(
                     "`event: change` whose data is a JSON object of versions per topic (sms, "
                     "emails, replies, accounts), sent at once and on every change; a comment "
-                    f"every {HEARTBEAT:g} s keeps the connection open."
+                    f"every {live.HEARTBEAT:g} s keeps the connection open. Beyond "
+                    "http.max_streams open streams and long-polls: 503 with Retry-After."
                 ),
             ),
         ]
@@ -372,27 +376,37 @@ class Api:
     async def _list(
         self, request: Request, topic: str, query: models.Paging, fetch: ListFunction
     ) -> reads.Page:
-        """One query; with `wait_for`, again on each change and every RECHECK seconds until
-        `total >= wait_for` or the timeout (the answer is the last result, 200 either way)."""
+        """One query; with `wait_for`, a held request (503 beyond http.max_streams) that queries
+        again on each change of `topic` until `total >= wait_for` or the timeout (the answer
+        is the last result, 200 either way). Waiting itself reads nothing."""
         filters = query.model_dump(exclude=PAGING, exclude_none=True)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + query.timeout
-        while True:
-            seen = self.changes.versions.get(topic, 0)
+
+        async def once() -> reads.Page:
             async with self.engine.connect() as conn:
-                result = await fetch(conn, **filters, limit=query.limit, offset=query.offset)
-            if query.wait_for is None or result.total >= query.wait_for:
-                return result
-            recheck = min(deadline, loop.time() + RECHECK)
-            if recheck <= loop.time() or self.closing.is_set():
-                return result
-            # A change during the query counts: compare versions before sleeping.
-            while (
-                self.changes.versions.get(topic, 0) == seen and (left := recheck - loop.time()) > 0
-            ):
-                await self.changes.wait(left)
-            if await request.is_disconnected():
-                return result
+                return await fetch(conn, **filters, limit=query.limit, offset=query.offset)
+
+        if query.wait_for is None:
+            return await once()
+        give_back = self.live.take()
+        try:
+            await self.live.watching()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + query.timeout
+            while True:
+                seen = self.changes.versions.get(topic, 0)
+                result = await self.live.query(once)
+                if result.total >= query.wait_for:
+                    return result
+                # A change during the query counts: compare versions before waiting.
+                while self.changes.versions.get(topic, 0) == seen:
+                    left = deadline - loop.time()
+                    if left <= 0 or self.live.closing.is_set():
+                        return result
+                    woken = await self.changes.wait(min(left, DISCONNECT_CHECK))
+                    if not woken and await request.is_disconnected():
+                        return result
+        finally:
+            give_back()
 
     async def list_sms(self, request: Request) -> Response:
         query = _query(request, models.SmsQuery)
@@ -527,57 +541,14 @@ class Api:
     # Live updates ----------------------------------------------------------------------------
 
     async def events(self, request: Request) -> Response:
-        return StreamingResponse(
-            self._event_stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def _event_stream(self) -> AsyncIterator[str]:
-        """`event: change` with the topics' versions on every change (ours at once, other
-        replicas' within SSE_POLL seconds), a comment every HEARTBEAT seconds; ends on close."""
-        loop = asyncio.get_running_loop()
-        others = dict.fromkeys(Changes.TOPICS, 0)
-        marks = await self._marks()
-        yield "retry: 2000\n\n"
-        sent: dict[str, int] | None = None
-        next_poll = loop.time() + SSE_POLL
-        next_beat = loop.time() + HEARTBEAT
-        while not self.closing.is_set():
-            current = {t: self.changes.versions.get(t, 0) + others[t] for t in Changes.TOPICS}
-            if current != sent:
-                yield f"event: change\ndata: {json.dumps(current)}\n\n"
-                sent = current
-                await asyncio.sleep(SSE_COALESCE)
-                continue
-            now = loop.time()
-            if now >= next_poll:
-                fresh = await self._marks()
-                for topic, mark in fresh.items():
-                    if marks and mark != marks.get(topic):
-                        others[topic] += 1
-                marks = fresh or marks
-                next_poll = now + SSE_POLL
-            elif now >= next_beat:
-                yield ": keepalive\n\n"
-                next_beat = now + HEARTBEAT
-            else:
-                await self.changes.wait(min(next_poll, next_beat, now + RECHECK) - now)
-
-    async def _marks(self) -> dict[str, tuple[Any, ...]]:
-        try:
-            async with self.engine.connect() as conn:
-                return await reads.fingerprint(conn)
-        except Exception:
-            log.warning("live updates: cannot read the database", exc_info=True)
-            return {}
+        return self.live.events()
 
 
 def create_app(context: WebContext) -> Starlette:
-    """The ASGI app of one gateway. Setting `context.closing` ends long-polls and event streams
-    (the HTTP server sets it on shutdown so that they do not hold it up)."""
+    """The ASGI app of one gateway; `app.state.live` ends its long-polls and event streams
+    (the HTTP server closes it on shutdown so that they do not hold it up)."""
     api = Api(context)
-    return Starlette(
+    app = Starlette(
         routes=api.routes(),
         middleware=[Middleware(guard.Guard, settings=context.settings.http)],
         exception_handlers={
@@ -586,3 +557,5 @@ def create_app(context: WebContext) -> Starlette:
             Exception: _server_error,
         },
     )
+    app.state.live = api.live
+    return app

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -21,6 +20,3 @@ class WebContext:
     changes: Changes
     metrics: Metrics
     rules: RuleSettings
-    # Set when the HTTP server shuts down: long-polls and event streams end instead of
-    # holding it up.
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
