@@ -392,6 +392,7 @@ class Api:
             await self.live.watching()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + query.timeout
+            check = loop.time() + DISCONNECT_CHECK
             while True:
                 seen = self.changes.versions.get(topic, 0)
                 result = await self.live.query(once)
@@ -402,9 +403,11 @@ class Api:
                     left = deadline - loop.time()
                     if left <= 0 or self.live.closing.is_set():
                         return result
-                    woken = await self.changes.wait(min(left, DISCONNECT_CHECK))
-                    if not woken and await request.is_disconnected():
-                        return result
+                    await self.changes.wait(min(left, check - loop.time()))
+                    if loop.time() >= check:
+                        if await request.is_disconnected():
+                            return result
+                        check = loop.time() + DISCONNECT_CHECK
         finally:
             give_back()
 

@@ -179,3 +179,19 @@ async def test_healthz_answers_while_many_streams_and_long_polls_are_open(
         slowest = max(slowest, loop.time() - started)
         assert response.status_code == 200
     assert slowest < 5, slowest  # generous: the bench gives the real figure
+
+
+async def test_a_long_poll_whose_client_left_frees_its_place(
+    capped: tuple[httpx.AsyncClient, Held],
+) -> None:
+    client, held = capped
+    for n in range(3):
+        await held.open(f"/api/v1/sms?email_id={n}&wait_for=1&timeout=30")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while (await client.get("/api/v1/emails?wait_for=1&timeout=0.1")).status_code != 503:
+        assert loop.time() < deadline
+    await held.close()
+    deadline = loop.time() + 10  # within DISCONNECT_CHECK (5 s), long before their 30 s
+    while (await client.get("/api/v1/emails?wait_for=1&timeout=0.1")).status_code != 200:
+        assert loop.time() < deadline
