@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from gateway.clock import in_range
 from gateway.core.numbers import check_format
 from gateway.core.sender import well_formed
 from gateway.errors import ConfigError
@@ -31,6 +32,10 @@ from gateway.errors import ConfigError
 ENV_PREFIX = "MAIL2SMS_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/gateway.db"
 NumberKind = Literal["mobile", "unassigned", "fixed", "full_mvno"]
+# The largest integers the database columns hold on every backend: BIGINT (kept well below
+# 2^63 so that sums never overflow) and INTEGER.
+MAX_BIG = 2**62
+MAX_SMALL = 2**31 - 1
 
 
 class _Section(BaseModel):
@@ -104,6 +109,19 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535)
     admin_token: str = ""
+    allowed_hosts: tuple[str, ...] = ()
+    max_streams: int = Field(1000, ge=1)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", name):
+                raise ValueError(
+                    f"{name!r}: a host name or address as clients write it in their URLs, "
+                    "without scheme or port (e.g. sandbox.example.com, 10.0.0.5, [fd00::5])"
+                )
+        return tuple(name.lower() for name in value)
 
 
 class DatabaseSettings(_Section):
@@ -173,22 +191,32 @@ class LimitsSettings(_Section):
 
 
 class AccountSettings(_Section):
-    keyid: str = Field(min_length=1)
-    login: str = ""
-    password: str = ""
-    company: str = ""
-    contact: str = ""
-    phone: str = ""
-    email: str = ""
+    # Lengths and bounds are the columns' (a test checks them against tables.py).
+    keyid: str = Field(min_length=1, max_length=64)
+    login: str = Field("", max_length=64)
+    password: str = Field("", max_length=128)
+    company: str = Field("", max_length=200)
+    contact: str = Field("", max_length=200)
+    phone: str = Field("", max_length=40)
+    email: str = Field("", max_length=254)
     domains: tuple[str, ...] = ()
-    credit: int = Field(0, ge=0)
+    credit: int = Field(0, ge=0, le=MAX_BIG)
     senders: tuple[str, ...] = ()
     nostop_allowed: bool = False
     quiet_hours_lifted: bool = False
     international_allowed: bool = False
     allowed_ips: tuple[str, ...] = ()
     blacklist: tuple[str, ...] = ()
-    rate_limit: int = Field(0, ge=0)
+    rate_limit: int = Field(0, ge=0, le=MAX_SMALL)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL's text and JSON cannot hold U+0000: refuse it here, naming the field.
+        texts = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("contains a NUL character (U+0000)")
+        return value
 
     # The items are checked one by one, with the functions the CLI parses its options with.
     @field_validator("domains")
@@ -337,6 +365,7 @@ def parse_instant(value: str) -> datetime:
         raise ValueError(f"{value!r} is not an ISO 8601 instant") from None
     if instant.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset; write e.g. 2026-11-29T21:00:00+01:00")
+    in_range(instant)
     return instant
 
 

@@ -103,7 +103,12 @@ class RunningGateway:
         self.http_api_url = f"{self.api_url}/cgi-bin"
         self.address: str = settings.smtp.gateway_addresses[0]
         self.keyid: str = settings.accounts[0].keyid if settings.accounts else ""
-        self._http = httpx.Client(base_url=self.api_url, timeout=MAX_WAIT + 10)
+        # Writes are JSON (SPEC §16), the bodiless DELETEs included.
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            timeout=MAX_WAIT + 10,
+            headers={"Content-Type": "application/json"},
+        )
         self._stopped = False
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout: float = 30) -> _T:

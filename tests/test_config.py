@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -227,3 +228,40 @@ def test_a_malformed_account_item_in_a_file_names_it(
     error = _error(f"[[accounts]]\nkeyid = 'a'\n{field} = ['{item}']\n", tmp_path / "c.toml")
     assert error.startswith(f"invalid configuration: accounts.0.{field} ({tmp_path / 'c.toml'}): ")
     assert said in error
+
+
+@pytest.mark.parametrize(
+    "fixed", ["0001-01-02T00:00:00+00:00", "1969-12-31T23:59:59Z", "9999-12-31T23:00:00-05:00"]
+)
+def test_a_fixed_clock_outside_1970_to_9999_names_clock_fixed(fixed: str) -> None:
+    with pytest.raises(ConfigError, match=r"clock\.fixed.*1970"):
+        load_settings(overrides={"clock": {"fixed": fixed}}, environ={})
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "named"),
+    [
+        ("http", {"max_streams": 0}, "http.max_streams"),
+        ("http", {"allowed_hosts": ["http://sandbox.example"]}, "http.allowed_hosts"),
+        ("http", {"allowed_hosts": ["sandbox.example:8025"]}, "http.allowed_hosts"),
+        ("accounts", [{"keyid": "a", "credit": 2**63}], "accounts.0.credit"),
+        ("accounts", [{"keyid": "a", "rate_limit": 2**31}], "accounts.0.rate_limit"),
+        ("accounts", [{"keyid": "k" * 65}], "accounts.0.keyid"),
+        ("accounts", [{"keyid": "a", "company": "nul\x00"}], "accounts.0.company"),
+    ],
+)
+def test_bad_http_and_account_values_name_the_key(section: str, values: Any, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(overrides={section: values}, environ={})
+
+
+def test_account_text_limits_are_the_columns_lengths() -> None:
+    from gateway.config import AccountSettings
+    from gateway.store.tables import accounts
+
+    for name, field in AccountSettings.model_fields.items():
+        column = accounts.c[name]
+        length = getattr(column.type, "length", None)
+        if length is not None:
+            limits = [m.max_length for m in field.metadata if hasattr(m, "max_length")]
+            assert limits == [length], name

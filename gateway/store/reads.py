@@ -252,6 +252,17 @@ async def list_replies(
     return Page([{**row, **{t: _iso(row[t]) for t in times}} for row in rows], total)
 
 
+# Passwords are never read for a list (SPEC §16).
+_ACCOUNT_COLUMNS = [c for c in accounts.c if c.name not in ("id", "password")]
+
+
+async def list_accounts(conn: AsyncConnection, *, limit: int = 100, offset: int = 0) -> Page:
+    rows, total = await _page(
+        conn, accounts, _ACCOUNT_COLUMNS, accounts.c.id, [], limit, offset, accounts
+    )
+    return Page([{**row, "created_at": _iso(row["created_at"])} for row in rows], total)
+
+
 async def fingerprint(conn: AsyncConnection) -> dict[str, tuple[Any, ...]]:
     """Cheap per-topic markers (index lookups only) that move when another replica writes."""
     row = (

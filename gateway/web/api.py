@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.errors import (
@@ -29,32 +27,32 @@ from gateway.errors import (
 )
 from gateway.events import Changes
 from gateway.store import accounts, admin, reads
-from gateway.web import message, models, openapi, page
+from gateway.web import guard, live, message, models, openapi, page
 from gateway.web.context import WebContext
-from gateway.web.openapi import WRITE_METHODS, Operation
+from gateway.web.live import Live
+from gateway.web.openapi import Operation
 from gateway.web.provider import ProviderApi, ProviderDeps
 from gateway.web.provider_accounts import ProviderAccounts
 
 log = logging.getLogger("mail2sms.web")
 
-# Other replicas write to the same database without waking us: look again this often.
-RECHECK = 0.5
-HEARTBEAT = 15.0
-# Other replicas' writes reach the live page within this delay.
-SSE_POLL = 2.0
-# A burst of commits becomes one event (and one refetch by the page).
-SSE_COALESCE = 0.2
+# A long-poll whose client left gives its place back within this delay.
+DISCONNECT_CHECK = 5.0
 PAGING = set(models.Paging.model_fields)
 STATUS = {InvalidFieldError: 400, NotFoundError: 404, ConflictError: 409}
 ABOUT = (
-    "Inspection and control of an emulated iSendPro mail 2 SMS gateway. Writes need "
-    "`Authorization: Bearer <http.admin_token>` when the server listens beyond loopback."
+    "Inspection and control of an emulated iSendPro mail 2 SMS gateway. Beyond loopback, "
+    "every request but /healthz needs `Authorization: Bearer <http.admin_token>` (or HTTP "
+    "Basic with the token as the password). A write's body is JSON (`Content-Type: "
+    "application/json`, else 415); a write from a page of another origin gets 403; a Host "
+    "that is not one of the gateway's names gets 421."
 )
 LISTED = (
     "Newest first (by insertion). With `wait_for=N`, answers as soon as `total ≥ N`, "
     "or after `timeout` seconds with what there is (200 either way)."
 )
 Model = TypeVar("Model", bound=BaseModel)
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _answer(
@@ -80,45 +78,21 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _answer(models.Error, {"error": "internal error; see the gateway's log"}, 500)
 
 
-PROVIDER_PREFIX = "/cgi-bin/"
-
-
-class AdminToken:
-    """Writes need `Authorization: Bearer <http.admin_token>` (installed beyond loopback only)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        writes = scope["type"] == "http" and scope["method"] in WRITE_METHODS
-        # The provider's API authorises by keyid (SPEC §15), not by our admin token.
-        if writes and not scope["path"].startswith(PROVIDER_PREFIX) and not self._allowed(scope):
-            response = _answer(
-                models.Error,
-                {"error": "this write needs the header Authorization: Bearer <http.admin_token>"},
-                401,
-                {"WWW-Authenticate": 'Bearer realm="mail2sms"'},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _allowed(self, scope: Scope) -> bool:
-        scheme, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
-        # An empty configured token never matches: `serve` refuses it, an embedder gets 401s.
-        return (
-            bool(self.token)
-            and scheme.lower() == "bearer"
-            and secrets.compare_digest(given.strip().encode(), self.token)
-        )
+KEYID_MAX = 64  # accounts.keyid
 
 
 def _query(request: Request, model: type[Model]) -> Model:
-    """The query's parameters checked by `model`; an empty value counts as absent."""
-    given = {name: value for name, value in request.query_params.items() if value != ""}
+    """The query's parameters checked by `model`: each known, given once, without NUL; an
+    empty value counts as absent."""
+    given: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in given:
+            raise InvalidFieldError(name, "given more than once; give each parameter once")
+        if "\x00" in value:
+            raise InvalidFieldError(name, "contains a NUL character")
+        given[name] = value
     try:
-        return model.model_validate(given)
+        return model.model_validate({name: value for name, value in given.items() if value})
     except ValidationError as exc:
         raise invalid_field(exc, model.model_fields, "unknown parameter") from None
 
@@ -127,14 +101,44 @@ async def _body(request: Request, model: type[Model]) -> Model:
     """The JSON object of the body checked by `model`."""
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidFieldError("body", "not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidFieldError("body", "must be a JSON object")
+    for name, value in body.items():
+        if _has_nul(value):
+            raise InvalidFieldError(str(name), "contains a NUL character")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         raise invalid_field(exc, model.model_fields) from None
+
+
+def _has_nul(value: Any) -> bool:
+    # PostgreSQL cannot store U+0000 in text or JSON.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _keyid(request: Request) -> str:
+    """The {keyid} of the path; one that no account can have (NUL, too long) is a 404."""
+    keyid: str = request.path_params["keyid"]
+    if "\x00" in keyid or len(keyid) > KEYID_MAX:
+        raise NotFoundError("keyid", f"no account with keyid {keyid!r}")
+    return keyid
+
+
+def _takes_no_query(endpoint: Endpoint) -> Endpoint:
+    async def checked(request: Request) -> Response:
+        _query(request, models.NoQuery)
+        return await endpoint(request)
+
+    return checked
 
 
 ListFunction = Callable[..., Awaitable[reads.Page]]
@@ -149,7 +153,7 @@ class Api:
         self.clock = context.clock
         self.changes = context.changes
         self.metrics = context.metrics
-        self.closing = context.closing
+        self.live = Live(context.engine, context.changes, context.settings.http.max_streams)
         self._document: bytes | None = None
         self.provider = ProviderApi(
             ProviderDeps(
@@ -163,10 +167,18 @@ class Api:
 
     def operations(self) -> list[Operation]:
         """The route table: each endpoint with what the OpenAPI document tells of it."""
-        op, error, page_of = Operation, models.Error, "the page and the count of all matches"
+        error, page_of = models.Error, "the page and the count of all matches"
         no_account = (error, "no such account")
+        busy = (
+            error,
+            "with wait_for: http.max_streams long-polls and streams are open; Retry-After",
+        )
+        # An endpoint takes no query parameter unless it says which.
+        op = functools.partial(Operation, query=models.NoQuery)
+
         return [
-            op("GET", "/", page.index, "The live web page", {200: ("text/html", "HTML")}),
+            # The page keeps its own filters in its URL's query.
+            Operation("GET", "/", page.index, "The live web page", {200: ("text/html", "HTML")}),
             op(
                 "GET",
                 "/healthz",
@@ -203,7 +215,7 @@ class Api:
                 "/api/v1/sms",
                 self.list_sms,
                 "Sent SMS",
-                {200: (models.SmsPage, page_of)},
+                {200: (models.SmsPage, page_of), 503: busy},
                 query=models.SmsQuery,
                 description=LISTED,
             ),
@@ -212,7 +224,7 @@ class Api:
                 "/api/v1/emails",
                 self.list_emails,
                 "Inbound emails",
-                {200: (models.EmailPage, page_of)},
+                {200: (models.EmailPage, page_of), 503: busy},
                 query=models.EmailQuery,
                 description=LISTED,
             ),
@@ -235,7 +247,7 @@ class Api:
                 "/api/v1/replies",
                 self.list_replies,
                 "Ack and Not replies",
-                {200: (models.ReplyPage, page_of)},
+                {200: (models.ReplyPage, page_of), 503: busy},
                 query=models.ReplyQuery,
                 description=LISTED,
             ),
@@ -243,15 +255,20 @@ class Api:
                 "GET",
                 "/api/v1/accounts",
                 self.list_accounts,
-                "All accounts",
-                {200: (models.AccountPage, "newest first")},
+                "All accounts (never their passwords)",
+                {200: (models.AccountPage, page_of), 503: busy},
+                query=models.AccountQuery,
+                description=LISTED,
             ),
             op(
                 "POST",
                 "/api/v1/accounts",
                 self.create_account,
                 "Create an account (login, password, keyid generated when absent)",
-                {201: (models.Account, "created"), 409: (error, "keyid or login already used")},
+                {
+                    201: (models.NewAccount, "created; the only answer that shows the password"),
+                    409: (error, "keyid or login already used"),
+                },
                 body=models.AccountFields,
             ),
             op(
@@ -332,18 +349,28 @@ class Api:
                 "/api/v1/events",
                 self.events,
                 "Server-sent events: `change` with the topics' versions",
-                {200: ("text/event-stream", "an event stream")},
+                {
+                    200: ("text/event-stream", "an event stream"),
+                    503: (error, "http.max_streams streams and long-polls are open; Retry-After"),
+                },
                 description=(
                     "`event: change` whose data is a JSON object of versions per topic (sms, "
                     "emails, replies, accounts, clock), sent at once and on every change; a "
-                    f"comment every {HEARTBEAT:g} s keeps the connection open."
+                    f"comment every {live.HEARTBEAT:g} s keeps the connection open. Beyond "
+                    "http.max_streams open streams and long-polls: 503 with Retry-After."
                 ),
             ),
         ]
 
     def routes(self) -> list[BaseRoute]:
         served: list[BaseRoute] = [
-            Route(op.path, op.endpoint, methods=[op.method]) for op in self.operations()
+            Route(
+                op.path,
+                _takes_no_query(op.endpoint) if op.query is models.NoQuery else op.endpoint,
+                methods=[op.method],
+                name=op.endpoint.__name__,
+            )
+            for op in self.operations()
         ]
         return [
             *served,
@@ -357,27 +384,40 @@ class Api:
     async def _list(
         self, request: Request, topic: str, query: models.Paging, fetch: ListFunction
     ) -> reads.Page:
-        """One query; with `wait_for`, again on each change and every RECHECK seconds until
-        `total >= wait_for` or the timeout (the answer is the last result, 200 either way)."""
+        """One query; with `wait_for`, a held request (503 beyond http.max_streams) that queries
+        again on each change of `topic` until `total >= wait_for` or the timeout (the answer
+        is the last result, 200 either way). Waiting itself reads nothing."""
         filters = query.model_dump(exclude=PAGING, exclude_none=True)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + query.timeout
-        while True:
-            seen = self.changes.versions.get(topic, 0)
+
+        async def once() -> reads.Page:
             async with self.engine.connect() as conn:
-                result = await fetch(conn, **filters, limit=query.limit, offset=query.offset)
-            if query.wait_for is None or result.total >= query.wait_for:
-                return result
-            recheck = min(deadline, loop.time() + RECHECK)
-            if recheck <= loop.time() or self.closing.is_set():
-                return result
-            # A change during the query counts: compare versions before sleeping.
-            while (
-                self.changes.versions.get(topic, 0) == seen and (left := recheck - loop.time()) > 0
-            ):
-                await self.changes.wait(left)
-            if await request.is_disconnected():
-                return result
+                return await fetch(conn, **filters, limit=query.limit, offset=query.offset)
+
+        if query.wait_for is None:
+            return await once()
+        give_back = self.live.take()
+        try:
+            await self.live.watching()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + query.timeout
+            check = loop.time() + DISCONNECT_CHECK
+            while True:
+                seen = self.changes.versions.get(topic, 0)
+                result = await self.live.query(once)
+                if result.total >= query.wait_for:
+                    return result
+                # A change during the query counts: compare versions before waiting.
+                while self.changes.versions.get(topic, 0) == seen:
+                    left = deadline - loop.time()
+                    if left <= 0 or self.live.closing.is_set():
+                        return result
+                    await self.changes.wait(min(left, check - loop.time()))
+                    if loop.time() >= check:
+                        if await request.is_disconnected():
+                            return result
+                        check = loop.time() + DISCONNECT_CHECK
+        finally:
+            give_back()
 
     async def list_sms(self, request: Request) -> Response:
         query = _query(request, models.SmsQuery)
@@ -409,8 +449,10 @@ class Api:
 
     async def email_raw(self, request: Request) -> Response:
         email_row: int = request.path_params["id"]
-        async with self.engine.connect() as conn:
-            raw = await reads.email_raw(conn, email_row)
+        raw = None
+        if email_row <= models.MAX_ID:
+            async with self.engine.connect() as conn:
+                raw = await reads.email_raw(conn, email_row)
         if raw is None:
             raise NotFoundError("id", f"no email with id {email_row}")
         return Response(
@@ -427,12 +469,12 @@ class Api:
     # Accounts --------------------------------------------------------------------------------
 
     async def list_accounts(self, request: Request) -> Response:
-        async with self.engine.connect() as conn:
-            items = await accounts.list_all(conn)
-        return _answer(models.AccountPage, {"items": items, "total": len(items)})
+        query = _query(request, models.AccountQuery)
+        found = await self._list(request, "accounts", query, reads.list_accounts)
+        return _answer(models.AccountPage, found._asdict())
 
     async def get_account(self, request: Request) -> Response:
-        keyid: str = request.path_params["keyid"]
+        keyid = _keyid(request)
         async with self.engine.connect() as conn:
             account = await accounts.get(conn, keyid)
         if account is None:
@@ -444,10 +486,10 @@ class Api:
         fields = body.model_dump(exclude_unset=True)
         account = await admin.create_account(self.engine, fields, self.clock.now())
         self.changes.publish(["accounts"])
-        return _answer(models.Account, account, 201)
+        return _answer(models.NewAccount, account, 201)
 
     async def patch_account(self, request: Request) -> Response:
-        keyid: str = request.path_params["keyid"]
+        keyid = _keyid(request)
         body = await _body(request, models.AccountFields)
         account = await admin.patch_account(self.engine, keyid, body.model_dump(exclude_unset=True))
         self.changes.publish(["accounts"])
@@ -510,7 +552,8 @@ class Api:
 
     async def openapi_document(self, request: Request) -> Response:
         if self._document is None:
-            self._document = json.dumps(openapi.document(self.operations(), ABOUT)).encode()
+            found = openapi.document(self.operations(), ABOUT, guard.OPEN_PATHS)
+            self._document = json.dumps(found).encode()
         return Response(self._document, media_type="application/json")
 
     async def info(self, request: Request) -> Response:
@@ -526,65 +569,21 @@ class Api:
     # Live updates ----------------------------------------------------------------------------
 
     async def events(self, request: Request) -> Response:
-        return StreamingResponse(
-            self._event_stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def _event_stream(self) -> AsyncIterator[str]:
-        """`event: change` with the topics' versions on every change (ours at once, other
-        replicas' within SSE_POLL seconds), a comment every HEARTBEAT seconds; ends on close."""
-        loop = asyncio.get_running_loop()
-        others = dict.fromkeys(Changes.TOPICS, 0)
-        marks = await self._marks()
-        yield "retry: 2000\n\n"
-        sent: dict[str, int] | None = None
-        next_poll = loop.time() + SSE_POLL
-        next_beat = loop.time() + HEARTBEAT
-        while not self.closing.is_set():
-            current = {t: self.changes.versions.get(t, 0) + others[t] for t in Changes.TOPICS}
-            if current != sent:
-                yield f"event: change\ndata: {json.dumps(current)}\n\n"
-                sent = current
-                await asyncio.sleep(SSE_COALESCE)
-                continue
-            now = loop.time()
-            if now >= next_poll:
-                fresh = await self._marks()
-                for topic, mark in fresh.items():
-                    if marks and mark != marks.get(topic):
-                        others[topic] += 1
-                marks = fresh or marks
-                next_poll = now + SSE_POLL
-            elif now >= next_beat:
-                yield ": keepalive\n\n"
-                next_beat = now + HEARTBEAT
-            else:
-                await self.changes.wait(min(next_poll, next_beat, now + RECHECK) - now)
-
-    async def _marks(self) -> dict[str, tuple[Any, ...]]:
-        try:
-            async with self.engine.connect() as conn:
-                return await reads.fingerprint(conn)
-        except Exception:
-            log.warning("live updates: cannot read the database", exc_info=True)
-            return {}
+        return self.live.events()
 
 
 def create_app(context: WebContext) -> Starlette:
-    """The ASGI app of one gateway. Setting `context.closing` ends long-polls and event streams
-    (the HTTP server sets it on shutdown so that they do not hold it up)."""
+    """The ASGI app of one gateway; `app.state.live` ends its long-polls and event streams
+    (the HTTP server closes it on shutdown so that they do not hold it up)."""
     api = Api(context)
-    middleware = []
-    if not context.settings.http_is_loopback:
-        middleware.append(Middleware(AdminToken, token=context.settings.http.admin_token))
-    return Starlette(
+    app = Starlette(
         routes=api.routes(),
-        middleware=middleware,
+        middleware=[Middleware(guard.Guard, settings=context.settings.http)],
         exception_handlers={
             HTTPException: _http_error,
             FieldError: _field_error,
             Exception: _server_error,
         },
     )
+    app.state.live = api.live
+    return app

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -23,8 +22,5 @@ class WebContext:
     changes: Changes
     metrics: Metrics
     rules: RuleSettings
-    # Set when the HTTP server shuts down: long-polls and event streams end instead of
-    # holding it up.
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
     # The pipeline, once the gateway runs: a channel's request in, its committed result out.
     send: Callable[[Intake], Awaitable[Written]] | None = None

@@ -18,15 +18,17 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from gateway.config import AccountSettings, parse_instant
+from gateway.config import MAX_BIG, MAX_SMALL, AccountSettings, parse_instant
 from gateway.core.codes import MESSAGES
 from gateway.core.model import Channel, EmailStatus, Encoding, ReplyKind, ReplyState, SmsState
 from gateway.core.numbers import normalise
 
 MAX_LIMIT = 1000  # the largest page
 MAX_WAIT = 30.0  # a long-poll answers after at most this many seconds
-MAX_INT = 2**62  # the largest integer every backend stores (offsets, counts)
+MAX_INT = MAX_BIG  # the largest integer every backend stores (offsets, counts)
+MAX_ID = 2**63 - 1  # the largest row id
 FAILURE_CODES = tuple(sorted(code for code in MESSAGES if code))
+NUMBER_MAX = 32  # faults.number
 
 # The gateway's clock as ISO 8601 with its offset, exactly as stored (not re-rendered).
 Instant = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -44,6 +46,10 @@ class _Out(BaseModel):
 
 
 # Queries ------------------------------------------------------------------------------------
+
+
+class NoQuery(_In):
+    """An endpoint that takes no query parameter."""
 
 
 class Paging(_In):
@@ -83,6 +89,10 @@ class EmailQuery(Paging):
     channel: Channel | SkipJsonSchema[None] = Field(None, description=BY_MAIL)
 
 
+class AccountQuery(Paging):
+    pass
+
+
 class ReplyQuery(Paging):
     kind: ReplyKind | SkipJsonSchema[None] = None
     email_id: str | SkipJsonSchema[None] = Field(None, description="emailId of the request")
@@ -120,7 +130,7 @@ class AccountFields(AccountSettings):
     login and password when absent; patch changes only the fields given."""
 
     model_config = ConfigDict(json_schema_extra=_account_schema)
-    keyid: str = Field(default_factory=str, min_length=1)
+    keyid: str = Field(default_factory=str, min_length=1, max_length=64)
 
 
 class ClockBody(_In):
@@ -143,9 +153,9 @@ def _failure_codes(schema: dict[str, JsonValue]) -> None:
 class FaultBody(_In):
     model_config = ConfigDict(strict=True)
     code: int = Field(description="an annex code other than 0", json_schema_extra=_failure_codes)
-    count: int = Field(1, ge=1, le=MAX_INT, description="recipients it will hit")
+    count: int = Field(1, ge=1, le=MAX_SMALL, description="recipients it will hit")
     number: str | None = Field(None, description="only this number")
-    keyid: str | None = Field(None, description="only this account")
+    keyid: str | None = Field(None, max_length=64, description="only this account")
 
     @field_validator("code")
     @classmethod
@@ -159,7 +169,7 @@ class FaultBody(_In):
     @field_validator("number")
     @classmethod
     def _number(cls, value: str | None) -> str | None:
-        if value is not None and not normalise(value):
+        if value is not None and not 0 < len(normalise(value)) <= NUMBER_MAX:
             raise ValueError("a phone number or null")
         return None if value is None else normalise(value)
 
@@ -253,14 +263,22 @@ class Reply(_Out):
 
 
 class Account(AccountSettings):
-    """An account: the keys of [[accounts]] and when it was created."""
+    """An account: the keys of [[accounts]] but its password, and when it was created."""
 
     model_config = ConfigDict(
         json_schema_extra=_account_schema, json_schema_serialization_defaults_required=True
     )
+    # Never shown but at creation (NewAccount): whoever reads the API does not get logins.
+    password: SkipJsonSchema[str] = Field("", exclude=True)
     created_at: Instant
     parent_id: int | None = Field(None, description="a sub-account's parent (HTTP /subaccount)")
     price: str = Field("", description="a sub-account's price, recorded only (no money here)")
+
+
+class NewAccount(Account):
+    """An account just created: the only answer that shows its password."""
+
+    password: str = Field(description="shown this once; keep it (SMTP AUTH login)")
 
 
 class Fault(_Out):

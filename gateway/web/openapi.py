@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +49,11 @@ class _Schemas(GenerateJsonSchema):
         return found
 
 
-def document(operations: Sequence[Operation], description: str) -> Schema:
-    """The whole document: every operation with its parameters, body and answers."""
+def document(
+    operations: Sequence[Operation], description: str, open_paths: Collection[str] = ()
+) -> Schema:
+    """The whole document: every operation with its parameters, body and answers; those of
+    `open_paths` need no token and answer whatever the Host."""
     wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None}
     for op in operations:
         for model in (op.query, op.body):
@@ -64,12 +67,17 @@ def document(operations: Sequence[Operation], description: str) -> Schema:
     )
     schemas: dict[str, Schema] = defs.get("$defs", {})
     # A query model becomes parameters, not a schema of its own.
-    queries = {op.query: schemas.pop(op.query.__name__) for op in operations if op.query}
+    queries = {
+        model: schemas.pop(model.__name__)
+        for model in {op.query for op in operations}
+        if model is not None
+    }
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         path = PATH_PARAMETER.sub(r"{\1}", op.path)
         query = queries[op.query] if op.query is not None else None
-        paths.setdefault(path, {})[op.method.lower()] = _operation(op, query, refs)
+        guarded = op.path not in open_paths
+        paths.setdefault(path, {})[op.method.lower()] = _operation(op, query, refs, guarded)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -80,12 +88,17 @@ def document(operations: Sequence[Operation], description: str) -> Schema:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer"},
+                "adminTokenAsPassword": {"type": "http", "scheme": "basic"},
+            },
         },
     }
 
 
-def _operation(op: Operation, query: Schema | None, refs: Mapping[Any, Schema]) -> Schema:
+def _operation(
+    op: Operation, query: Schema | None, refs: Mapping[Any, Schema], guarded: bool
+) -> Schema:
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": _TYPES[converter]}}
         for name, converter in PATH_PARAMETER.findall(op.path)
@@ -99,7 +112,7 @@ def _operation(op: Operation, query: Schema | None, refs: Mapping[Any, Schema]) 
                 parameter["description"] = schema["description"]
             parameter["schema"] = {k: v for k, v in schema.items() if k != "description"}
             parameters.append(parameter)
-        answers[400] = (Error, "a parameter is unknown or invalid (named in `field`)")
+        answers[400] = (Error, "a parameter is unknown, repeated or invalid (named in `field`)")
     found: Schema = {"summary": op.summary} | (
         {"description": op.description} if op.description else {}
     )
@@ -109,9 +122,13 @@ def _operation(op: Operation, query: Schema | None, refs: Mapping[Any, Schema]) 
         body = refs[op.body, "validation"]
         found["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
         answers[400] = (Error, "a field is unknown or invalid (named in `field`)")
-    if op.method in WRITE_METHODS:
-        found["security"] = [{"adminToken": []}]
+    if guarded:
+        found["security"] = [{"adminToken": []}, {"adminTokenAsPassword": []}]
         answers[401] = (Error, "admin token missing or wrong (beyond loopback)")
+        answers[421] = (Error, "the Host is not one of the gateway's names (http.allowed_hosts)")
+    if op.method in WRITE_METHODS:
+        answers[403] = (Error, "sent by a page of another origin (Origin)")
+        answers[415] = (Error, "the body is not declared JSON (Content-Type: application/json)")
     answers.update(op.answers)
     found["responses"] = {
         str(status): {"description": about, "content": _content(kind, refs)}

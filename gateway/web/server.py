@@ -13,6 +13,7 @@ import uvicorn
 from gateway.errors import ConfigError
 from gateway.web.api import create_app
 from gateway.web.context import WebContext
+from gateway.web.live import Live
 
 # Open event streams and long-polls end on shutdown; this bounds anything else still running.
 GRACEFUL_SHUTDOWN = 5
@@ -21,9 +22,9 @@ GRACEFUL_SHUTDOWN = 5
 class HttpServer(uvicorn.Server):
     """A uvicorn server that leaves signals to the gateway and ends live requests on shutdown."""
 
-    def __init__(self, config: uvicorn.Config, closing: asyncio.Event) -> None:
+    def __init__(self, config: uvicorn.Config, live: Live) -> None:
         super().__init__(config)
-        self.closing = closing
+        self.live = live
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -31,7 +32,7 @@ class HttpServer(uvicorn.Server):
         yield
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.closing.set()
+        await self.live.close()
         await super().shutdown(sockets)
 
 
@@ -65,8 +66,9 @@ async def start_http(context: WebContext) -> tuple[uvicorn.Server, asyncio.Task[
     accepts connections. Stop it with `stop_http` (cancelling the task also ends it cleanly)."""
     settings = context.settings.http
     sock = bind(settings.host, settings.port)
+    app = create_app(context)
     config = uvicorn.Config(
-        create_app(context),
+        app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -75,7 +77,7 @@ async def start_http(context: WebContext) -> tuple[uvicorn.Server, asyncio.Task[
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
-    server = HttpServer(config, context.closing)
+    server = HttpServer(config, app.state.live)
     task = asyncio.create_task(_serve(server, sock), name="mail2sms-http")
     while not server.started and not task.done():
         await asyncio.sleep(0.005)

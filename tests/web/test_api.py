@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -23,6 +25,8 @@ from gateway.web.server import bind, start_http, stop_http
 from tests.web.conftest import Rows, make_settings
 
 pytestmark = pytest.mark.asyncio
+
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 async def items(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
@@ -307,7 +311,7 @@ async def test_create_account_returns_its_credentials(client: httpx.AsyncClient)
     assert account["keyid"] and account["login"] and account["password"]
     assert (account["company"], account["domains"], account["credit"]) == ("Acme", ["acme.test"], 5)
     fetched = await client.get(f"/api/v1/accounts/{account['keyid']}")
-    assert fetched.json() == account
+    assert fetched.json() == {k: v for k, v in account.items() if k != "password"}
 
 
 async def test_accounts_list_includes_the_demo_account(client: httpx.AsyncClient) -> None:
@@ -363,9 +367,9 @@ async def test_bad_patch_field_is_400_naming_it(client: httpx.AsyncClient) -> No
 
 
 async def test_account_body_must_be_a_json_object(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/accounts", content=b"[1, 2]")
+    response = await client.post("/api/v1/accounts", content=b"[1, 2]", headers=JSON_TYPE)
     assert (response.status_code, response.json()["field"]) == (400, "body")
-    response = await client.post("/api/v1/accounts", content=b"{nope")
+    response = await client.post("/api/v1/accounts", content=b"{nope", headers=JSON_TYPE)
     assert (response.status_code, response.json()["field"]) == (400, "body")
 
 
@@ -395,7 +399,7 @@ async def test_put_clock_freezes_and_delete_releases(
     response = await client.put("/api/v1/clock", json={"now": "2026-11-29T21:00:00+01:00"})
     assert response.json() == {"now": "2026-11-29T20:00:00+00:00", "frozen": True}
     assert gateway.clock.now().isoformat() == "2026-11-29T20:00:00+00:00"
-    released = await client.delete("/api/v1/clock")
+    released = await client.delete("/api/v1/clock", headers=JSON_TYPE)
     assert released.json()["frozen"] is False
     assert (await client.get("/api/v1/clock")).json()["frozen"] is False
 
@@ -435,7 +439,7 @@ async def test_fault_count_defaults_to_one_and_filters_are_optional(
 async def test_delete_faults_clears_them(client: httpx.AsyncClient) -> None:
     await client.post("/api/v1/faults", json={"code": 29, "count": 1})
     await client.post("/api/v1/faults", json={"code": 21, "count": 1})
-    assert (await client.delete("/api/v1/faults")).json() == {"deleted": 2}
+    assert (await client.delete("/api/v1/faults", headers=JSON_TYPE)).json() == {"deleted": 2}
     assert (await items(client, "/api/v1/faults"))["total"] == 0
 
 
@@ -481,7 +485,7 @@ async def test_delete_messages_forgets_everything_and_notifies(
             insert(email_ids).values(account_id=await rows.account_id(), email_id="77")
         )
     before = dict(gateway.changes.versions)
-    response = await client.delete("/api/v1/messages")
+    response = await client.delete("/api/v1/messages", headers=JSON_TYPE)
     assert response.json() == {"deleted": {"sms": 1, "replies": 1, "email_ids": 1, "emails": 1}}
     for path in ("/api/v1/sms", "/api/v1/emails", "/api/v1/replies"):
         assert (await items(client, path))["total"] == 0
@@ -584,7 +588,7 @@ async def exposed(tmp_path: Path) -> Any:
     gw = Gateway(make_settings(tmp_path, http={"host": "0.0.0.0", "admin_token": "s3cret"}))
     await gw.prepare_database()
     transport = httpx.ASGITransport(app=create_app(gw.web))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8025") as client:
         yield client
     await gw.engine.dispose()
 
@@ -615,17 +619,20 @@ async def test_the_providers_api_needs_its_keyid_not_the_admin_token(
     assert response.json() == {"etat": {"credit": 1000}}
 
 
-async def test_admin_token_opens_writes_and_reads_stay_open(exposed: httpx.AsyncClient) -> None:
-    assert (await exposed.get("/api/v1/sms")).status_code == 200
-    response = await exposed.delete("/api/v1/messages", headers={"Authorization": "Bearer s3cret"})
+async def test_admin_token_opens_writes_and_reads(exposed: httpx.AsyncClient) -> None:
+    token = {"Authorization": "Bearer s3cret"}
+    assert (await exposed.get("/api/v1/sms", headers=token)).status_code == 200
+    response = await exposed.delete("/api/v1/messages", headers={**token, **JSON_TYPE})
     assert response.status_code == 200
 
 
 async def test_empty_admin_token_beyond_loopback_refuses_every_write(tmp_path: Path) -> None:
     gw = Gateway(make_settings(tmp_path, http={"host": "0.0.0.0"}))
     transport = httpx.ASGITransport(app=create_app(gw.web))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-        response = await client.delete("/api/v1/faults", headers={"Authorization": "Bearer "})
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        response = await client.delete(
+            "/api/v1/faults", headers={"Authorization": "Bearer ", **JSON_TYPE}
+        )
     await gw.engine.dispose()
     assert response.status_code == 401
 
@@ -869,7 +876,7 @@ async def test_clock_changes_are_published_to_the_live_page(
 ) -> None:
     before = gateway.changes.versions["clock"]
     await client.put("/api/v1/clock", json={"now": "2026-11-29T21:00:00+01:00"})
-    await client.delete("/api/v1/clock")
+    await client.delete("/api/v1/clock", headers={"Content-Type": "application/json"})
     assert gateway.changes.versions["clock"] == before + 2
 
 
@@ -894,3 +901,183 @@ async def test_page_filters_select_the_same_rows_on_each_database(
         assert (await items(client, "/api/v1/emails", channel="http"))["total"] == 0
         detail = await items(client, f"/api/v1/emails/{email['id']}")
         assert "<num1>0701020304</num1>" in detail["text"]
+
+
+# Bad values (SPEC §16): a 4xx naming them, never a 500 -----------------------------------------
+
+
+@pytest.fixture
+async def on_backend(tmp_path: Path, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a gateway on each backend in turn (PostgreSQL is the strict one)."""
+    gw = Gateway(make_settings(tmp_path, database={"url": database_url}))
+    await gw.prepare_database()
+    server, task, port = await start_http(gw.web)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield client
+    await stop_http(server, task)
+    await gw.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        "0001-01-02T00:00:00+00:00",
+        "1969-12-31T23:59:59+00:00",
+        "1970-01-01T00:30:00+01:00",  # 1969 in UTC
+        "9999-12-31T23:00:00-05:00",  # year 10000 in UTC
+        "9999-12-31T12:00:00+00:00",  # its day ends beyond 9999 east of UTC
+    ],
+)
+async def test_clock_outside_1970_to_9999_is_400_naming_now(
+    client: httpx.AsyncClient, now: str
+) -> None:
+    response = await client.put("/api/v1/clock", json={"now": now})
+    assert (response.status_code, response.json()["field"]) == (400, "now"), response.text
+    assert "1970" in response.json()["error"]
+    assert (await client.get("/api/v1/clock")).json()["now"] == "2026-12-01T09:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/api/v1/accounts", {"keyid": "big", "credit": 2**63}, "credit"),
+        ("POST", "/api/v1/accounts", {"keyid": "big", "credit": 2**64 + 1}, "credit"),
+        ("PATCH", "/api/v1/accounts/demo", {"credit": 2**63}, "credit"),
+        ("PATCH", "/api/v1/accounts/demo", {"rate_limit": 2**31}, "rate_limit"),
+        ("PATCH", "/api/v1/accounts/demo", {"rate_limit": 2**63}, "rate_limit"),
+        ("POST", "/api/v1/faults", {"code": 29, "count": 2**31}, "count"),
+        ("POST", "/api/v1/faults", {"code": 29, "count": 2**64}, "count"),
+        ("POST", "/api/v1/faults", {"code": 2**64}, "code"),
+    ],
+)
+async def test_integers_beyond_what_the_database_stores_are_400_naming_them(
+    on_backend: httpx.AsyncClient, method: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    response = await on_backend.request(method, path, json=body)
+    assert (response.status_code, response.json().get("field")) == (400, field), response.text
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [("offset", str(2**63)), ("limit", str(2**64)), ("wait_for", str(2**70))],
+)
+async def test_paging_beyond_64_bits_is_400_naming_it(
+    on_backend: httpx.AsyncClient, param: str, value: str
+) -> None:
+    for path in ("/api/v1/sms", "/api/v1/emails", "/api/v1/replies", "/api/v1/accounts"):
+        response = await on_backend.get(path, params={param: value})
+        assert (response.status_code, response.json().get("field")) == (400, param), path
+
+
+@pytest.mark.parametrize("email_row", ["0", "9223372036854775807", "12345678901234567890"])
+async def test_a_raw_email_that_does_not_exist_is_404(
+    on_backend: httpx.AsyncClient, email_row: str
+) -> None:
+    response = await on_backend.get(f"/api/v1/emails/{email_row}/raw")
+    assert (response.status_code, response.json()["field"]) == (404, "id")
+
+
+@pytest.mark.parametrize("keyid", ["a\x00b", "k" * 65])
+async def test_an_account_keyid_that_cannot_exist_is_404(
+    on_backend: httpx.AsyncClient, keyid: str
+) -> None:
+    path = f"/api/v1/accounts/{quote(keyid)}"
+    assert (await on_backend.get(path)).status_code == 404
+    assert (await on_backend.patch(path, json={"credit": 1})).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/api/v1/accounts", {"keyid": "a\x00b"}, "keyid"),
+        ("POST", "/api/v1/accounts", {"keyid": "k" * 65}, "keyid"),
+        ("POST", "/api/v1/accounts", {"keyid": "c", "company": "x" * 201}, "company"),
+        ("POST", "/api/v1/accounts", {"keyid": "c", "login": "l" * 65}, "login"),
+        ("POST", "/api/v1/accounts", {"keyid": "c", "password": "p" * 129}, "password"),
+        ("PATCH", "/api/v1/accounts/demo", {"company": "\x00"}, "company"),
+        ("PATCH", "/api/v1/accounts/demo", {"senders": ["A\x00"]}, "senders"),
+        ("POST", "/api/v1/faults", {"code": 29, "keyid": "a\x00"}, "keyid"),
+        ("POST", "/api/v1/faults", {"code": 29, "number": "0601020304" * 4}, "number"),
+    ],
+)
+async def test_text_the_database_cannot_store_is_400_naming_it(
+    on_backend: httpx.AsyncClient, method: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    response = await on_backend.request(method, path, json=body)
+    assert (response.status_code, response.json().get("field")) == (400, field), response.text
+
+
+@pytest.mark.parametrize("param", ["to", "account", "tracker", "email_id"])
+async def test_a_nul_in_a_filter_is_400_naming_it(
+    on_backend: httpx.AsyncClient, param: str
+) -> None:
+    response = await on_backend.get("/api/v1/sms", params={param: "1\x00"})
+    assert (response.status_code, response.json().get("field")) == (400, param), response.text
+
+
+async def test_a_body_nested_too_deep_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/accounts", content=b"[" * 100_000, headers={"Content-Type": "application/json"}
+    )
+    assert (response.status_code, response.json()["field"]) == (400, "body")
+
+
+# Query parameters: one of each, known, on every endpoint ---------------------------------------
+
+NO_QUERY = [
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/api/v1/info"),
+    ("GET", "/api/v1/accounts/demo"),
+    ("GET", "/api/v1/clock"),
+    ("GET", "/api/v1/faults"),
+    ("GET", "/api/v1/events"),
+    ("DELETE", "/api/v1/clock"),
+    ("DELETE", "/api/v1/faults"),
+    ("DELETE", "/api/v1/messages"),
+    ("POST", "/api/v1/faults"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), NO_QUERY)
+async def test_a_parameter_where_none_is_taken_is_400_naming_it(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(
+        method,
+        path,
+        params={"bogus": "1"},
+        json={"code": 29} if method == "POST" else None,
+        headers={"Content-Type": "application/json"},
+    )
+    assert (response.status_code, response.json().get("field")) == (400, "bogus"), path
+
+
+@pytest.mark.parametrize("path", ["/api/v1/accounts", "/api/v1/sms"])
+async def test_an_unknown_list_parameter_is_400_naming_it(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path, params={"keyid": "demo"})
+    assert (response.status_code, response.json().get("field")) == (400, "keyid")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/sms", "/api/v1/emails", "/api/v1/replies", "/api/v1/accounts"]
+)
+async def test_a_repeated_parameter_is_400_naming_it(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(f"{path}?limit=1&limit=2")
+    assert (response.status_code, response.json().get("field")) == (400, "limit"), response.text
+    assert "once" in response.json()["error"]
+
+
+async def test_the_page_takes_its_own_filters_in_the_query(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/", params={"number": "06", "email_id": "1"})).status_code == 200
+
+
+async def test_accounts_are_paginated_newest_first(client: httpx.AsyncClient) -> None:
+    for keyid in ("a", "b", "c"):
+        await client.post("/api/v1/accounts", json={"keyid": keyid})
+    page = await items(client, "/api/v1/accounts", limit=2, offset=1)
+    assert ([a["keyid"] for a in page["items"]], page["total"]) == (["b", "a"], 4)
+    assert await items(client, "/api/v1/accounts", limit=0) == {"items": [], "total": 4}

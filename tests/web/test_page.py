@@ -17,10 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import Gateway
-from gateway.web.api import create_app
-from gateway.web.server import HttpServer, bind
-from tests.web.conftest import NOW, Rows, make_settings
+from tests.web.conftest import NOW, Rows
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -438,7 +435,7 @@ async def test_clock_indicator_follows_a_freeze_through_the_api(
     page = browser_page
     clock = page.locator("#clock")
     await expect(clock.locator(".clock-mode")).to_have_text("Frozen", timeout=10_000)
-    await client.delete("/api/v1/clock")
+    await client.delete("/api/v1/clock", headers={"Content-Type": "application/json"})
     await expect(clock.locator(".clock-mode")).to_have_text("Real time", timeout=10_000)
     ticking = await clock.locator(".clock-now").text_content()
     await expect(clock.locator(".clock-now")).not_to_have_text(ticking, timeout=5_000)
@@ -482,54 +479,6 @@ async def test_reset_button_empties_the_page_after_confirmation(
     await expect(page.locator("#sms-list .empty")).to_be_visible()
     await expect(page.locator("#reset-dialog")).to_be_hidden()
 
-
-@pytest.fixture
-async def guarded(tmp_path: Path) -> AsyncIterator[tuple[str, Gateway]]:
-    """A gateway configured beyond loopback with an admin token, served on loopback."""
-    import uvicorn
-
-    gw = Gateway(make_settings(tmp_path, http={"host": "0.0.0.0", "admin_token": "s3cret"}))
-    await gw.prepare_database()
-    sock = bind("127.0.0.1", 0)
-    config = uvicorn.Config(
-        create_app(gw.web), log_level="warning", log_config=None, access_log=False, lifespan="off"
-    )
-    server = HttpServer(config, gw.web.closing)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not server.started:
-        assert loop.time() < deadline and not task.done(), "the server did not start"
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", gw
-    server.should_exit = True
-    await task
-    sock.close()
-    await gw.engine.dispose()
-
-
-async def test_reset_asks_for_the_admin_token_when_the_server_wants_one(
-    guarded: tuple[str, Gateway],
-) -> None:
-    from playwright.async_api import expect
-
-    url, gw = guarded
-    await Rows(gw).sms()
-    async with chromium_page(url, expected_errors="status of 401") as page:
-        await expect(page.locator(".sms-row")).to_have_count(1, timeout=10_000)
-        await page.click("#reset")
-        await page.click("#reset-confirm")
-        await expect(page.locator("#reset-token-field")).to_be_visible()
-        await page.fill("#reset-token", "wrong")
-        await page.click("#reset-confirm")
-        await expect(page.locator("#reset-error")).to_have_text("That token is not the gateway's.")
-        await page.fill("#reset-token", "s3cret")
-        await page.click("#reset-confirm")
-        await expect(page.locator("#reset-dialog")).to_be_hidden()
-        await expect(page.locator(".sms-row")).to_have_count(0, timeout=10_000)
-
-
-# Phone width and hostile data -----------------------------------------------------------------
 
 LONG = "x" * 120
 
