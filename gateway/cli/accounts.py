@@ -31,8 +31,8 @@ examples:
   mail2sms accounts create --keyid acme --login acme --domain acme.test --domain acme.fr \\
       --sender ACME --nostop-allowed --allowed-ip 10.0.0.0/8 --json
 
-login, password and keyid are generated when not given; the password is printed once here
-(and by `mail2sms accounts list --json`)."""
+login, password and keyid are generated when not given; the password is printed once, here
+(no listing shows it)."""
 
 LIST_EPILOG = """\
 examples:
@@ -211,10 +211,10 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _list_accounts(gateway: Gateway, args: argparse.Namespace) -> int:
-    from gateway.store import accounts
+    from gateway.store import reads
 
     async with gateway.engine.connect() as conn:
-        items = await accounts.list_all(conn)
+        items = (await reads.list_accounts(conn, limit=2**31)).items  # as the API lists them
     if args.json:
         print_json({"items": items, "total": len(items)})
         return 0
@@ -306,7 +306,8 @@ async def _set_account(gateway: Gateway, settings: Settings, args: argparse.Name
             "`mail2sms serve` sets its fields (all but credit) from them again at start",
             file=sys.stderr,
         )
-    _print_account(account, as_json=args.json)
+    shown = {name: value for name, value in account.items() if name != "password"}
+    _print_account(shown, as_json=args.json)
     return 0
 
 

@@ -78,11 +78,6 @@ async def get(conn: AsyncConnection, keyid: str) -> dict[str, Any] | None:
     return _public(row._asdict()) if row is not None else None
 
 
-async def list_all(conn: AsyncConnection) -> list[dict[str, Any]]:
-    rows = await conn.execute(select(*PUBLIC_COLUMNS).order_by(accounts.c.id.desc()))
-    return [_public(row._asdict()) for row in rows]
-
-
 def _public(row: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(row)
     data["created_at"] = data["created_at"].isoformat()
