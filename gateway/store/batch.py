@@ -80,6 +80,9 @@ class Statements(Protocol):
 
     def spend_faults(self, used: Mapping[int, int]) -> None: ...
 
+    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
+        """Add to the SMS counted per (account id, channel): one upsert each."""
+
 
 # The Core statements both databases run as they are.
 ACTIVE_FAULTS = (
@@ -182,6 +185,7 @@ class _Book:
         self._active = tuple(self._faults.values())
         self._accounts: dict[str, Account | None] = {}
         self._debits: dict[int, int] = {}
+        self._counts: dict[tuple[int, str], int] = {}  # SMS per (account id, channel)
         self._spent: dict[int, int] = {}
         self._sms: list[Row] = []
         self._replies: list[Row] = []
@@ -307,6 +311,9 @@ class _Book:
             }
             for sms in result.sms
         )
+        if result.sms:
+            counted = (account.id, channel.value)
+            self._counts[counted] = self._counts.get(counted, 0) + len(result.sms)
         if result.debit:
             self._limiter.spend(account, result.debit)
             self._accounts[account.keyid] = dataclasses.replace(
@@ -332,3 +339,5 @@ class _Book:
                 raise ProcessingError("credit changed under the batch; it will be retried")
         if self._spent:
             self._db.spend_faults(self._spent)
+        if self._counts:
+            self._db.count_sms(self._counts)

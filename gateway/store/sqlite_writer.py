@@ -35,10 +35,16 @@ from gateway.store.batch import (
     fault_from_row,
 )
 from gateway.store.engine import WRITE, tune_sqlite
-from gateway.store.tables import email_ids, emails, replies, sms
+from gateway.store.tables import email_ids, emails, replies, sms, sms_counts
 
 T = TypeVar("T")
 _UNSEEN = object()
+# The SMS counts of the batch added to those kept (tables.sms_counts), one row per account.
+_COUNTED = sqlite.insert(sms_counts)
+_COUNT_SMS = _COUNTED.on_conflict_do_update(
+    index_elements=[sms_counts.c.account_id, sms_counts.c.channel],
+    set_={"total": sms_counts.c.total + _COUNTED.excluded.total},
+)
 
 
 class DriverInsert:
@@ -153,6 +159,10 @@ class SqliteStatements:
 
     def spend_faults(self, used: Mapping[int, int]) -> None:
         self._conn.execute(SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
+
+    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
+        rows = [{"account_id": a, "channel": c, "total": n} for (a, c), n in counts.items()]
+        self._conn.execute(_COUNT_SMS, rows)
 
 
 class SqliteWriter(BatchWriter):

@@ -358,7 +358,7 @@ class Api:
         while True:
             seen = self.changes.versions.get(topic, 0)
             async with self.engine.connect() as conn:
-                result = await fetch(conn, **filters, limit=query.limit, offset=query.offset)
+                result = await fetch(conn, **filters, **query.page())
             if query.wait_for is None or result.total >= query.wait_for:
                 return result
             recheck = min(deadline, loop.time() + RECHECK)

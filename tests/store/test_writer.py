@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, create_engine, insert, select
+from sqlalchemy import Table, create_engine, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import AccountSettings
@@ -21,7 +21,16 @@ from gateway.store import migrate
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.postgres_writer import PostgresWriter
 from gateway.store.sqlite_writer import DriverInsert, SqliteWriter
-from gateway.store.tables import accounts, email_ids, emails, faults, metadata, replies, sms
+from gateway.store.tables import (
+    accounts,
+    email_ids,
+    emails,
+    faults,
+    metadata,
+    replies,
+    sms,
+    sms_counts,
+)
 from gateway.store.writer import Writer, Written, open_writer
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=UTC)  # a Tuesday, 10:00 in Paris
@@ -110,7 +119,7 @@ async def stored_rows(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
         email_rows = (await conn.execute(select(emails.c.id).order_by(emails.c.id))).scalars()
         place = {row: n for n, row in enumerate(email_rows)}
         tables: dict[str, list[dict[str, Any]]] = {}
-        for table in (accounts, emails, email_ids, sms, replies, faults):
+        for table in (accounts, emails, email_ids, sms, replies, faults, sms_counts):
             order = list(table.primary_key.columns)
             rows = (await conn.execute(select(table).order_by(*order))).mappings()
             tables[table.name] = [normalised(table, dict(row), keyids, place) for row in rows]
@@ -166,6 +175,20 @@ async def test_sqlite_and_postgresql_write_the_same_rows(
     assert (len(rows["sms"]), len(rows["replies"]), len(rows["email_ids"])) == (3, 7, 3)
     assert [(a["keyid"], a["credit"]) for a in rows["accounts"]] == [("demo", 999), ("poor", 0)]
     assert [f["remaining"] for f in rows["faults"]] == [0]
+
+
+async def test_the_sms_counts_kept_by_the_batches_are_the_sms_rows_counted(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    for half in (BATCH[:5], BATCH[5:]):  # the second batch adds to the counts of the first
+        await apply(sqlite_engine, half)
+    counted = select(sms.c.account_id, sms.c.channel, func.count()).group_by(
+        sms.c.account_id, sms.c.channel
+    )
+    async with sqlite_engine.connect() as conn:
+        kept = {tuple(row) for row in await conn.execute(select(sms_counts))}
+        assert kept == {tuple(row) for row in await conn.execute(counted)}
+    assert sum(total for _, _, total in kept) == 3
 
 
 @pytest.mark.parametrize(
