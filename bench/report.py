@@ -110,6 +110,37 @@ def report(results: dict[str, Any]) -> str:
             f"peak (VmHWM) {rss['after']['VmHWM']:.0f} MiB; "
             f"gateway log {rss['log_bytes_per_email']:.0f} bytes/email",
         ]
+    if results.get("http"):
+        rows = [
+            [
+                row["scenario"],
+                f"{row['gateway']['msgs_per_s']:.0f}",
+                f"{row['sink']['msgs_per_s']:.0f}",
+                _ratio(row["gateway"]["msgs_per_s"], row["sink"]["msgs_per_s"]),
+                f"{row['gateway']['sms_per_s']:.0f}",
+                _ms(row["gateway"], "p50"),
+                _ms(row["gateway"], "p99"),
+                _ms(row["sink"], "p50"),
+                _ms(row["sink"], "p99"),
+                f"{row['gateway']['server_cpu_ms_per_email']:.2f}",
+                f"{row['sink']['server_cpu_ms_per_email']:.2f}",
+                f"{row['gateway']['others_cores']:.1f}",
+                _errors(row["gateway"]),
+            ]
+            for row in results["http"]
+        ]
+        out += [
+            "",
+            "HTTP API channel, gateway vs a minimal Starlette endpoint that parses the JSON",
+            _table(
+                [
+                    "call", "gw calls/s", "sink calls/s", "gw/sink", "gw SMS/s", "gw p50 ms",
+                    "gw p99 ms", "sink p50", "sink p99", "gw CPU ms/call", "sink CPU ms/call",
+                    "others cores", "gw errors",
+                ],
+                rows,
+            ),
+        ]  # fmt: skip
     if results.get("api"):
         api = results["api"]
         out += [

@@ -76,6 +76,7 @@ class Server:
     out: Path
     err: Path
     smtp: tuple[str, int] = ("127.0.0.1", 0)
+    http: tuple[str, int] = ("127.0.0.1", 0)
     api: str = ""
     expected_sms: int = 0  # SMS it answered 250 for, for the check against its API
 
@@ -84,10 +85,9 @@ class Server:
         return self.process.pid
 
     def cpu(self) -> tuple[float, float]:
-        """(main thread, whole process) CPU seconds so far."""
-        total = _proc_cpu(f"/proc/{self.pid}/stat")
+        """(main thread, whole process with its children: the writer process) CPU seconds."""
         main = _proc_cpu(f"/proc/{self.pid}/task/{self.pid}/stat")
-        return main, total
+        return main, tree_cpu(self.pid)
 
     def memory(self) -> dict[str, float]:
         """VmRSS and VmHWM (the peak) in MiB."""
@@ -138,11 +138,19 @@ def start_sink(folder: Path) -> Server:
     return server
 
 
+def start_http_sink(folder: Path) -> Server:
+    server = _spawn("http-sink", ["-m", "bench.http_sink"], folder)
+    match = server.wait_ready(r"http sink: HTTP on ([\d.]+):(\d+)")
+    server.http = (match.group(1), int(match.group(2)))
+    return server
+
+
 def start_gateway(name: str, config: Path, folder: Path) -> Server:
     server = _spawn(name, ["-m", "gateway", "--config", str(config), "serve"], folder)
-    match = server.wait_ready(r"SMTP on ([\d.]+):(\d+) .*API on (http://[\d.]+:\d+)/")
+    match = server.wait_ready(r"SMTP on ([\d.]+):(\d+) .*API on (http://([\d.]+):(\d+))/")
     server.smtp = (match.group(1), int(match.group(2)))
     server.api = match.group(3)
+    server.http = (match.group(4), int(match.group(5)))
     return server
 
 
