@@ -49,13 +49,9 @@ def tree_cpu(root: int) -> float:
     except FileNotFoundError:
         return 0.0
     total = sum(int(v) for v in fields[11:15]) / TICK
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in _children(root):
         with contextlib.suppress(OSError):
-            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(child[1]) == root:
-                total += (int(child[11]) + int(child[12])) / TICK
+            total += _proc_cpu(f"/proc/{pid}/stat")
     return total
 
 
@@ -65,6 +61,26 @@ def system_busy() -> float:
         values = [int(v) for v in handle.readline().split()[1:]]
     idle = values[3] + values[4]
     return (sum(values[:8]) - idle) / TICK
+
+
+def _status_memory(pid: int) -> dict[str, float]:
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 1024
+    return found
+
+
+def _children(root: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == root:
+                    found.append(int(entry.name))
+    return found
 
 
 @dataclass
@@ -90,13 +106,12 @@ class Server:
         return main, tree_cpu(self.pid)
 
     def memory(self) -> dict[str, float]:
-        """VmRSS and VmHWM (the peak) in MiB."""
-        found: dict[str, float] = {}
-        with open(f"/proc/{self.pid}/status") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    found[key] = int(value.split()[0]) / 1024
+        """VmRSS and VmHWM (the peak) in MiB; with `children_` the same summed over its live
+        child processes (the gateway's writer process)."""
+        found = _status_memory(self.pid)
+        children = [_status_memory(pid) for pid in _children(self.pid)]
+        for key in ("VmRSS", "VmHWM"):
+            found[f"children_{key}"] = sum(child.get(key, 0.0) for child in children)
         return found
 
     def wait_ready(self, pattern: str) -> re.Match[str]:

@@ -84,6 +84,9 @@ class Statements(Protocol):
         """Add to the SMS counted per (account id, channel): one upsert each."""
 
 
+# What one transaction does with a batch: every email applied, their answers in order.
+Work = Callable[[Statements], list[Written]]
+
 # The Core statements both databases run as they are.
 ACTIVE_FAULTS = (
     select(faults.c.id, faults.c.code, faults.c.remaining, faults.c.number, faults.c.keyid)
@@ -125,14 +128,25 @@ class BatchWriter(ABC):
     async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         saved = self._limiter.checkpoint()
         try:
-            return await self._transaction(
-                lambda db: apply_batch(
-                    db, batch, now, self._rules, self._limiter, self._reply_state
-                )
-            )
+            return await self._transaction(self.work(batch, now))
         except Exception:
             self._limiter.restore(saved)
             raise
+
+    def apply_now(
+        self, batch: Sequence[Intake], now: datetime, transaction: Callable[[Work], list[Written]]
+    ) -> list[Written]:
+        """`apply` for a caller that runs the transaction itself, synchronously."""
+        saved = self._limiter.checkpoint()
+        try:
+            return transaction(self.work(batch, now))
+        except Exception:
+            self._limiter.restore(saved)
+            raise
+
+    def work(self, batch: Sequence[Intake], now: datetime) -> Work:
+        """What one transaction does with the batch."""
+        return lambda db: apply_batch(db, batch, now, self._rules, self._limiter, self._reply_state)
 
     @abstractmethod
     async def _transaction(self, work: Callable[[Statements], T]) -> T:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from gateway.core.model import Account, Fault, ReplyState, RuleSettings
+from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
 from gateway.store import accounts
 from gateway.store.batch import (
     ACTIVE_FAULTS,
@@ -32,6 +32,7 @@ from gateway.store.batch import (
     BatchWriter,
     Row,
     Statements,
+    Written,
     fault_from_row,
 )
 from gateway.store.engine import WRITE, tune_sqlite
@@ -181,13 +182,18 @@ class SqliteWriter(BatchWriter):
 
     async def _transaction(self, work: Callable[[Statements], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._in_thread, work)
+        return await loop.run_in_executor(self._thread, self.transaction, work)
 
-    def _in_thread(self, work: Callable[[Statements], T]) -> T:
+    def transaction(self, work: Callable[[Statements], T]) -> T:
+        """Run `work` in one write transaction and commit it, in the calling thread."""
         with self._engine.connect() as connection:
             connection = connection.execution_options(**{WRITE: True})
             with connection.begin():
                 return work(SqliteStatements(connection, self._inserts))
+
+    def apply_here(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
+        """The batch applied and committed in the calling thread (the writer process's way)."""
+        return self.apply_now(batch, now, self.transaction)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
