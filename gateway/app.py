@@ -92,9 +92,7 @@ class Gateway:
             )
         await self.prepare_database()
         reply_state = ReplyState.PENDING if self.settings.relay.host else ReplyState.KEPT
-        writer = open_writer(
-            self.engine, self.rules, reply_state, own_process=self._writer_process
-        )
+        writer = open_writer(self.engine, self.rules, reply_state, own_process=self._writer_process)
         self.service = Service(writer, self.clock, self.settings, self.changes, self.metrics)
         self._spawn(self.service.run(), "writer")
         smtp_server, self.smtp_port = await start_smtp(
