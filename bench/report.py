@@ -29,6 +29,21 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
+def _memory(memory: dict[str, float]) -> str:
+    """The gateway's peak, plus its writer process's when it has one."""
+    writer = memory.get("children_VmHWM", 0.0)
+    return f"{memory['VmHWM']:.0f}" + (f"+{writer:.0f}" if writer else "")
+
+
+def _writer_memory(memory: dict[str, float]) -> str:
+    if not memory.get("children_VmHWM"):
+        return ""
+    return (
+        f" (its writer process: VmRSS {memory['children_VmRSS']:.0f} MiB, peak "
+        f"{memory['children_VmHWM']:.0f} MiB)"
+    )
+
+
 def _errors(result: dict[str, Any]) -> str:
     return str(sum(result["errors"].values()))
 
@@ -63,7 +78,7 @@ def report(results: dict[str, Any]) -> str:
                     f"{gw['server_cpu_ms_per_email']:.2f}",
                     f"{100 * gw['server_main_thread_cpu_s'] / gw['elapsed']:.0f}",
                     f"{sink['server_cpu_ms_per_email']:.2f}",
-                    f"{gw['memory'][0]['VmHWM']:.0f}",
+                    _memory(gw["memory"][0]),
                     f"{gw['others_cores']:.1f}",
                     _errors(gw),
                 ]
@@ -75,7 +90,7 @@ def report(results: dict[str, Any]) -> str:
                 [
                     "scenario", "gw msg/s", "sink msg/s", "gw/sink", "gw SMS/s",
                     "gw p50 ms", "gw p99 ms", "sink p50", "sink p99", "p99 gw/sink",
-                    "gw CPU ms/email", "gw loop CPU %", "sink CPU ms/email", "gw VmHWM MiB",
+                    "gw CPU ms/email", "gw loop CPU %", "sink CPU ms/email", "gw+writer VmHWM MiB",
                     "others cores",
                     "gw errors",
                 ],
@@ -107,9 +122,41 @@ def report(results: dict[str, Any]) -> str:
             "",
             f"Memory: long run of {load['ok']} emails ({load['msgs_per_s']:.0f} msg/s): "
             f"VmRSS {rss['before']['VmRSS']:.0f} → {rss['after']['VmRSS']:.0f} MiB, "
-            f"peak (VmHWM) {rss['after']['VmHWM']:.0f} MiB; "
+            f"peak (VmHWM) {rss['after']['VmHWM']:.0f} MiB"
+            f"{_writer_memory(rss['after'])}; "
             f"gateway log {rss['log_bytes_per_email']:.0f} bytes/email",
         ]
+    if results.get("http"):
+        rows = [
+            [
+                row["scenario"],
+                f"{row['gateway']['msgs_per_s']:.0f}",
+                f"{row['sink']['msgs_per_s']:.0f}",
+                _ratio(row["gateway"]["msgs_per_s"], row["sink"]["msgs_per_s"]),
+                f"{row['gateway']['sms_per_s']:.0f}",
+                _ms(row["gateway"], "p50"),
+                _ms(row["gateway"], "p99"),
+                _ms(row["sink"], "p50"),
+                _ms(row["sink"], "p99"),
+                f"{row['gateway']['server_cpu_ms_per_email']:.2f}",
+                f"{row['sink']['server_cpu_ms_per_email']:.2f}",
+                f"{row['gateway']['others_cores']:.1f}",
+                _errors(row["gateway"]),
+            ]
+            for row in results["http"]
+        ]
+        out += [
+            "",
+            "HTTP API channel, gateway vs a minimal Starlette endpoint that parses the JSON",
+            _table(
+                [
+                    "call", "gw calls/s", "sink calls/s", "gw/sink", "gw SMS/s", "gw p50 ms",
+                    "gw p99 ms", "sink p50", "sink p99", "gw CPU ms/call", "sink CPU ms/call",
+                    "others cores", "gw errors",
+                ],
+                rows,
+            ),
+        ]  # fmt: skip
     if results.get("api"):
         api = results["api"]
         out += [

@@ -10,6 +10,9 @@ measured run, a load generator (`bench.load`). Phases (`--phases`):
 - profile: py-spy on the gateway under the 1-recipient, then the 500-recipient numX load;
   the top functions by own time (py-spy: `.venv/bin/pip install py-spy`, else skipped).
 - rss: `--emails-for-rss` emails in one long run; the gateway's VmRSS over time and its VmHWM.
+- http: the provider's HTTP API channel, `POST /cgi-bin/sms` (1 number) and `/smsmulti`
+  (500 numbers), against a minimal Starlette endpoint that parses the JSON and answers
+  (`bench.http_sink`), same load (`bench.http_load`).
 - api: `GET /api/v1/sms` latencies on a database seeded directly with `--sms-rows` SMS.
 - abuse: an ordinary client's latency (SMTP and /healthz) alone, then while one party sends
   heavy mail (150,000-line CSVs, anonymous and authorised; 3.5 MB bodies): bench/abuse.py.
@@ -40,6 +43,7 @@ from bench.phases import (
     api_phase,
     calibrate,
     check_recorded,
+    http_phase,
     load_spec,
     long_run,
     postgres_phase,
@@ -48,10 +52,10 @@ from bench.phases import (
 )
 from bench.profile import profile
 from bench.report import report
-from bench.servers import ROOT, start_gateway, start_sink, write_config
+from bench.servers import ROOT, start_gateway, start_http_sink, start_sink, write_config
 
 RESULTS = ROOT / "bench" / "results"
-PHASES = ("throughput", "profile", "rss", "api", "abuse", "postgres")
+PHASES = ("throughput", "profile", "rss", "http", "api", "abuse", "postgres")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -127,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink = start_sink(folder)
         try:
             sink_rows: list[dict[str, Any]] = []
-            local = {"throughput", "profile", "rss"} & set(args.phases)
+            local = {"throughput", "profile", "rss", "http"} & set(args.phases)
             if local:
                 config = write_config(
                     folder / "gateway.toml", f"sqlite+aiosqlite:///{folder / 'gateway.db'}"
@@ -144,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     if "rss" in args.phases:
                         results["rss"] = long_run(args, gateway, ids)
+                    if "http" in args.phases:
+                        http_sink = start_http_sink(folder)
+                        try:
+                            results["http"] = http_phase(args, http_sink, gateway)
+                        finally:
+                            http_sink.stop()
                 finally:
                     gateway.stop()
             if "api" in args.phases:

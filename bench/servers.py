@@ -49,13 +49,9 @@ def tree_cpu(root: int) -> float:
     except FileNotFoundError:
         return 0.0
     total = sum(int(v) for v in fields[11:15]) / TICK
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in _children(root):
         with contextlib.suppress(OSError):
-            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(child[1]) == root:
-                total += (int(child[11]) + int(child[12])) / TICK
+            total += _proc_cpu(f"/proc/{pid}/stat")
     return total
 
 
@@ -67,6 +63,26 @@ def system_busy() -> float:
     return (sum(values[:8]) - idle) / TICK
 
 
+def _status_memory(pid: int) -> dict[str, float]:
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 1024
+    return found
+
+
+def _children(root: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == root:
+                    found.append(int(entry.name))
+    return found
+
+
 @dataclass
 class Server:
     """A gateway or sink subprocess we started, with its ports read from its first line."""
@@ -76,6 +92,7 @@ class Server:
     out: Path
     err: Path
     smtp: tuple[str, int] = ("127.0.0.1", 0)
+    http: tuple[str, int] = ("127.0.0.1", 0)
     api: str = ""
     expected_sms: int = 0  # SMS it answered 250 for, for the check against its API
 
@@ -84,19 +101,17 @@ class Server:
         return self.process.pid
 
     def cpu(self) -> tuple[float, float]:
-        """(main thread, whole process) CPU seconds so far."""
-        total = _proc_cpu(f"/proc/{self.pid}/stat")
+        """(main thread, whole process with its children: the writer process) CPU seconds."""
         main = _proc_cpu(f"/proc/{self.pid}/task/{self.pid}/stat")
-        return main, total
+        return main, tree_cpu(self.pid)
 
     def memory(self) -> dict[str, float]:
-        """VmRSS and VmHWM (the peak) in MiB."""
-        found: dict[str, float] = {}
-        with open(f"/proc/{self.pid}/status") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    found[key] = int(value.split()[0]) / 1024
+        """VmRSS and VmHWM (the peak) in MiB; with `children_` the same summed over its live
+        child processes (the gateway's writer process)."""
+        found = _status_memory(self.pid)
+        children = [_status_memory(pid) for pid in _children(self.pid)]
+        for key in ("VmRSS", "VmHWM"):
+            found[f"children_{key}"] = sum(child.get(key, 0.0) for child in children)
         return found
 
     def wait_ready(self, pattern: str) -> re.Match[str]:
@@ -138,11 +153,19 @@ def start_sink(folder: Path) -> Server:
     return server
 
 
+def start_http_sink(folder: Path) -> Server:
+    server = _spawn("http-sink", ["-m", "bench.http_sink"], folder)
+    match = server.wait_ready(r"http sink: HTTP on ([\d.]+):(\d+)")
+    server.http = (match.group(1), int(match.group(2)))
+    return server
+
+
 def start_gateway(name: str, config: Path, folder: Path) -> Server:
     server = _spawn(name, ["-m", "gateway", "--config", str(config), "serve"], folder)
-    match = server.wait_ready(r"SMTP on ([\d.]+):(\d+) .*\n.*API on (http://[\d.]+:\d+)/")
+    match = server.wait_ready(r"SMTP on ([\d.]+):(\d+) .*\n.*API on (http://([\d.]+):(\d+))/")
     server.smtp = (match.group(1), int(match.group(2)))
     server.api = match.group(3)
+    server.http = (match.group(4), int(match.group(5)))
     return server
 
 

@@ -29,8 +29,11 @@ class Gateway:
     """Everything one running gateway owns. The pytest plugin uses `settings`, `engine`,
     `clock`, `smtp_port`, `http_port`; the web side gets `web` (its part of them only)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, writer_process: bool = False) -> None:
+        """`writer_process`: SQLite is written from a child process (`serve`; see
+        store/writer_process.py), not from a thread of this one."""
         self.settings = settings
+        self._writer_process = writer_process
         self.clock = Clock(settings.clock.frozen_at())
         self.changes = Changes()
         self.metrics = Metrics()
@@ -91,7 +94,9 @@ class Gateway:
             )
         await self.prepare_database()
         reply_state = ReplyState.PENDING if self.settings.relay.host else ReplyState.KEPT
-        writer = open_writer(self.engine, self.rules, reply_state)
+        writer = open_writer(
+            self.engine, self.rules, reply_state, own_process=self._writer_process
+        )
         self.service = Service(
             writer,
             functools.partial(accounts.lookup, self.engine),

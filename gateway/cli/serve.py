@@ -76,7 +76,7 @@ async def _serve(settings: Settings) -> int:
 
     url = settings.database.url
     with opening_database(url):
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, writer_process=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -9,14 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import ConflictError, InvalidFieldError, NotFoundError, invalid_field
-from gateway.store import accounts, reads, retention
-from gateway.store.engine import write_transaction
-from gateway.store.tables import email_ids, emails, faults, replies, sms
+from gateway.store import accounts, reads
+from gateway.store.engine import give_space_back, write_transaction
+from gateway.store.tables import email_ids, emails, faults, replies, sms, sms_counts
 
 # What a patch sets: the fields, or a function of the account as it is (its row locked).
 Changes = Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -117,5 +117,20 @@ async def reset_messages(engine: AsyncEngine) -> dict[str, int]:
             ("emails", emails),
         ):
             deleted[name] = (await conn.execute(delete(table))).rowcount
-    await retention.give_space_back(engine)
+        await conn.execute(delete(sms_counts))
+    await give_space_back(engine)
     return deleted
+
+
+async def recount_sms(conn: AsyncConnection) -> None:
+    """The SMS counts (tables.sms_counts) rebuilt from the SMS rows, in the caller's write
+    transaction: whatever deletes some SMS rows (retention) calls it before its commit."""
+    await conn.execute(delete(sms_counts))
+    await conn.execute(
+        insert(sms_counts).from_select(
+            ["account_id", "channel", "total"],
+            select(sms.c.account_id, sms.c.channel, func.count()).group_by(
+                sms.c.account_id, sms.c.channel
+            ),
+        )
+    )

@@ -80,6 +80,12 @@ class Statements(Protocol):
 
     def spend_faults(self, used: Mapping[int, int]) -> None: ...
 
+    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
+        """Add to the SMS counted per (account id, channel): one upsert each."""
+
+
+# What one transaction does with a batch: every email applied, their answers in order.
+Work = Callable[[Statements], list[Written]]
 
 # The Core statements both databases run as they are.
 ACTIVE_FAULTS = (
@@ -125,14 +131,25 @@ class BatchWriter(ABC):
     async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         saved = self._limiter.checkpoint()
         try:
-            return await self._transaction(
-                lambda db: apply_batch(
-                    db, batch, now, self._rules, self._limiter, self._reply_state
-                )
-            )
+            return await self._transaction(self.work(batch, now))
         except Exception:
             self._limiter.restore(saved)
             raise
+
+    def apply_now(
+        self, batch: Sequence[Intake], now: datetime, transaction: Callable[[Work], list[Written]]
+    ) -> list[Written]:
+        """`apply` for a caller that runs the transaction itself, synchronously."""
+        saved = self._limiter.checkpoint()
+        try:
+            return transaction(self.work(batch, now))
+        except Exception:
+            self._limiter.restore(saved)
+            raise
+
+    def work(self, batch: Sequence[Intake], now: datetime) -> Work:
+        """What one transaction does with the batch."""
+        return lambda db: apply_batch(db, batch, now, self._rules, self._limiter, self._reply_state)
 
     @abstractmethod
     async def _transaction(self, work: Callable[[Statements], T]) -> T:
@@ -185,6 +202,7 @@ class _Book:
         self._active = tuple(self._faults.values())
         self._accounts: dict[str, Account | None] = {}
         self._debits: dict[int, int] = {}
+        self._counts: dict[tuple[int, str], int] = {}  # SMS per (account id, channel)
         self._spent: dict[int, int] = {}
         self._sms: list[Row] = []
         self._replies: list[Row] = []
@@ -316,6 +334,9 @@ class _Book:
             }
             for sms in result.sms
         )
+        if result.sms:
+            counted = (account.id, channel.value)
+            self._counts[counted] = self._counts.get(counted, 0) + len(result.sms)
         if result.debit:
             self._limiter.spend(account, result.debit)
             self._accounts[account.keyid] = dataclasses.replace(
@@ -341,3 +362,5 @@ class _Book:
                 raise ProcessingError("credit changed under the batch; it will be retried")
         if self._spent:
             self._db.spend_faults(self._spent)
+        if self._counts:
+            self._db.count_sms(self._counts)

@@ -12,6 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 WRITE = "mail2sms_write"
+# SQLite connections kept open for reads (each is an aiosqlite thread): as many as the HTTP
+# requests served at once, so that a busy API does not open and close one per request.
+POOL = 32
 # What the rest of the gateway holds to reach the database and hands to store functions;
 # only gateway/store/ knows it is SQLAlchemy's async engine.
 Database: TypeAlias = AsyncEngine
@@ -33,7 +36,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, pool_size=POOL, max_overflow=POOL, **kwargs
+        )
         tune_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kwargs)
@@ -68,3 +73,16 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         connection = await connection.execution_options(**{WRITE: True})
         async with connection.begin():
             yield connection
+
+
+async def give_space_back(engine: AsyncEngine) -> None:
+    """After a reset, return the freed pages to the file system (SQLite keeps them otherwise);
+    PostgreSQL's autovacuum does this on its own."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("VACUUM")  # aiosqlite: outside any transaction (isolation None)
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -23,7 +23,7 @@ from gateway.store.batch import (
 )
 from gateway.store.engine import write_transaction
 from gateway.store.tables import accounts as accounts_table
-from gateway.store.tables import email_ids, emails, replies, sms
+from gateway.store.tables import email_ids, emails, replies, sms, sms_counts
 
 T = TypeVar("T")
 
@@ -40,6 +40,13 @@ _CLAIM = postgresql.insert(email_ids).on_conflict_do_nothing()
 _INSERT_EMAIL = insert(emails).returning(emails.c.id)
 _INSERT_SMS = insert(sms)
 _INSERT_REPLY = insert(replies)
+# The SMS counts of the batch added to those kept (tables.sms_counts); the rows it locks are
+# those of accounts the batch already holds (_LOCK_ACCOUNTS).
+_COUNTED = postgresql.insert(sms_counts)
+_COUNT_SMS = _COUNTED.on_conflict_do_update(
+    index_elements=[sms_counts.c.account_id, sms_counts.c.channel],
+    set_={"total": sms_counts.c.total + _COUNTED.excluded.total},
+)
 
 
 class PostgresStatements:
@@ -78,6 +85,10 @@ class PostgresStatements:
 
     def spend_faults(self, used: Mapping[int, int]) -> None:
         self._conn.execute(SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
+
+    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
+        rows = [{"account_id": a, "channel": c, "total": n} for (a, c), n in counts.items()]
+        self._conn.execute(_COUNT_SMS, rows)
 
 
 class PostgresWriter(BatchWriter):

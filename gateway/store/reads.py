@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, FromClause, RowMapping, false, func, select, text
+from sqlalchemy import ColumnElement, FromClause, RowMapping, Select, false, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.core.model import Channel, EmailStatus, ReplyKind, ReplyState
-from gateway.store.tables import accounts, emails, faults, replies, sms
+from gateway.store.tables import accounts, emails, faults, replies, sms, sms_counts
 
 
 class Page(NamedTuple):
@@ -45,25 +45,30 @@ async def _page(
     columns: Sequence[Any],
     id_column: ColumnElement[Any],
     conditions: Sequence[ColumnElement[bool]],
-    limit: int,
-    offset: int,
-    count_from: FromClause,
+    paging: tuple[int, int, int | None],
+    count: Select[Any],
 ) -> tuple[list[RowMapping], int]:
-    """One filter, two statements: the page (ORDER BY id DESC LIMIT) and COUNT(*)."""
-    total = (
-        await conn.execute(select(func.count()).select_from(count_from).where(*conditions))
-    ).scalar_one()
+    """One filter, two statements: the page (ORDER BY id DESC LIMIT, below `before_id` when
+    given: a deep page by keyset costs what the first one does) and the total of all matches.
+    `paging` is (limit, offset, before_id)."""
+    limit, offset, before_id = paging
+    total = int((await conn.execute(count)).scalar_one())
     if limit == 0 or offset >= total:
         return [], total
+    keyset = [id_column < before_id] if before_id is not None else []
     rows = await conn.execute(
         select(*columns)
         .select_from(source)
-        .where(*conditions)
+        .where(*conditions, *keyset)
         .order_by(id_column.desc())
         .limit(limit)
         .offset(offset)
     )
     return [row._mapping for row in rows], total
+
+
+def _count(table: FromClause, conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    return select(func.count()).select_from(table).where(*conditions)
 
 
 async def list_sms(
@@ -77,16 +82,25 @@ async def list_sms(
     email_row: int | None = None,
     limit: int = 100,
     offset: int = 0,
+    before_id: int | None = None,
 ) -> Page:
     conditions: list[ColumnElement[bool]] = []
+    counted: list[ColumnElement[bool]] = []  # the same filter on sms_counts
+    if channel is not None:
+        conditions.append(sms.c.channel == channel)
+        counted.append(sms_counts.c.channel == channel)
+    if account is not None:
+        conditions.append(sms.c.account_id == _account_id(account))
+        counted.append(sms_counts.c.account_id == _account_id(account))
+    count = (
+        select(func.coalesce(func.sum(sms_counts.c.total), 0)).where(*counted)
+        if to is None and tracker is None and email_id is None and email_row is None
+        else None
+    )
     if to is not None:
         conditions.append(sms.c.to == to)
     if email_row is not None:
         conditions.append(sms.c.email_row == email_row)
-    if channel is not None:
-        conditions.append(sms.c.channel == channel)
-    if account is not None:
-        conditions.append(sms.c.account_id == _account_id(account))
     if tracker is not None:
         conditions.append(sms.c.tracker == tracker)
     if email_id is not None:
@@ -111,9 +125,8 @@ async def list_sms(
         ],
         sms.c.id,
         conditions,
-        limit,
-        offset,
-        sms,
+        (limit, offset, before_id),
+        _count(sms, conditions) if count is None else count,
     )
     return Page(
         [
@@ -153,6 +166,7 @@ async def list_emails(
     channel: Channel | None = None,
     limit: int = 100,
     offset: int = 0,
+    before_id: int | None = None,
 ) -> Page:
     conditions = _sent(emails.c.id, number, tracker)
     if channel is not None and channel != Channel.MAIL:
@@ -169,9 +183,8 @@ async def list_emails(
         _EMAIL_COLUMNS,
         emails.c.id,
         conditions,
-        limit,
-        offset,
-        emails,
+        (limit, offset, before_id),
+        _count(emails, conditions),
     )
     return Page([_email_item(row) for row in rows], total)
 
@@ -211,6 +224,7 @@ async def list_replies(
     email_row: int | None = None,
     limit: int = 100,
     offset: int = 0,
+    before_id: int | None = None,
 ) -> Page:
     conditions = _sent(replies.c.email_row, number, tracker)
     if channel is not None and channel != Channel.MAIL:
@@ -244,9 +258,8 @@ async def list_replies(
         ],
         replies.c.id,
         conditions,
-        limit,
-        offset,
-        replies,
+        (limit, offset, before_id),
+        _count(replies, conditions),
     )
     times = ("created_at", "next_attempt_at", "delivered_at")
     return Page([{**row, **{t: _iso(row[t]) for t in times}} for row in rows], total)
@@ -256,9 +269,21 @@ async def list_replies(
 _ACCOUNT_COLUMNS = [c for c in accounts.c if c.name not in ("id", "password")]
 
 
-async def list_accounts(conn: AsyncConnection, *, limit: int = 100, offset: int = 0) -> Page:
+async def list_accounts(
+    conn: AsyncConnection,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    before_id: int | None = None,
+) -> Page:
     rows, total = await _page(
-        conn, accounts, _ACCOUNT_COLUMNS, accounts.c.id, [], limit, offset, accounts
+        conn,
+        accounts,
+        _ACCOUNT_COLUMNS,
+        accounts.c.id,
+        [],
+        (limit, offset, before_id),
+        _count(accounts, []),
     )
     return Page([{**row, "created_at": _iso(row["created_at"])} for row in rows], total)
 

@@ -1,5 +1,5 @@
-"""Retention (SPEC §16): the oldest records pruned by age and by count, and the space of a
-reset given back, so that the disk stays bounded whatever arrives."""
+"""Retention (SPEC §16): the oldest records pruned by age and by count, so that the disk
+stays bounded whatever arrives."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.model import ReplyState
+from gateway.store import admin
 from gateway.store.engine import write_transaction
 from gateway.store.tables import emails, replies, sms
 
@@ -40,6 +41,7 @@ async def prune(
                 ("emails", emails, emails.c.id),
             ):
                 deleted[name] += (await conn.execute(delete(table).where(column.in_(ids)))).rowcount
+            await admin.recount_sms(conn)  # the API's totals read the counts
     if older_than is not None:
         async with write_transaction(engine) as conn:
             deleted["sms"] += (
@@ -47,6 +49,7 @@ async def prune(
                     delete(sms).where(sms.c.email_row.is_(None), sms.c.created_at < older_than)
                 )
             ).rowcount
+            await admin.recount_sms(conn)
     return deleted
 
 
@@ -69,16 +72,3 @@ def _doomed(older_than: datetime | None, first_kept: int | None) -> ColumnElemen
         replies.c.email_row == emails.c.id, replies.c.state == ReplyState.PENDING.value
     )
     return and_(or_(*reasons) if reasons else false(), ~pending)
-
-
-async def give_space_back(engine: AsyncEngine) -> None:
-    """After a reset, return the freed pages to the file system (SQLite keeps them otherwise);
-    PostgreSQL's autovacuum does this on its own."""
-    if engine.dialect.name != "sqlite":
-        return
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.execute("VACUUM")  # aiosqlite: outside any transaction (isolation None)
-        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from gateway.core.model import Account, Fault, ReplyState, RuleSettings
+from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
 from gateway.store import accounts
 from gateway.store.batch import (
     ACTIVE_FAULTS,
@@ -32,13 +32,20 @@ from gateway.store.batch import (
     BatchWriter,
     Row,
     Statements,
+    Written,
     fault_from_row,
 )
 from gateway.store.engine import WRITE, tune_sqlite
-from gateway.store.tables import email_ids, emails, replies, sms
+from gateway.store.tables import email_ids, emails, replies, sms, sms_counts
 
 T = TypeVar("T")
 _UNSEEN = object()
+# The SMS counts of the batch added to those kept (tables.sms_counts), one row per account.
+_COUNTED = sqlite.insert(sms_counts)
+_COUNT_SMS = _COUNTED.on_conflict_do_update(
+    index_elements=[sms_counts.c.account_id, sms_counts.c.channel],
+    set_={"total": sms_counts.c.total + _COUNTED.excluded.total},
+)
 
 
 class DriverInsert:
@@ -154,6 +161,10 @@ class SqliteStatements:
     def spend_faults(self, used: Mapping[int, int]) -> None:
         self._conn.execute(SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
 
+    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
+        rows = [{"account_id": a, "channel": c, "total": n} for (a, c), n in counts.items()]
+        self._conn.execute(_COUNT_SMS, rows)
+
 
 class SqliteWriter(BatchWriter):
     """Each batch in one transaction on a plain pysqlite connection, in one dedicated thread."""
@@ -171,13 +182,18 @@ class SqliteWriter(BatchWriter):
 
     async def _transaction(self, work: Callable[[Statements], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._in_thread, work)
+        return await loop.run_in_executor(self._thread, self.transaction, work)
 
-    def _in_thread(self, work: Callable[[Statements], T]) -> T:
+    def transaction(self, work: Callable[[Statements], T]) -> T:
+        """Run `work` in one write transaction and commit it, in the calling thread."""
         with self._engine.connect() as connection:
             connection = connection.execution_options(**{WRITE: True})
             with connection.begin():
                 return work(SqliteStatements(connection, self._inserts))
+
+    def apply_here(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
+        """The batch applied and committed in the calling thread (the writer process's way)."""
+        return self.apply_now(batch, now, self.transaction)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

@@ -143,6 +143,16 @@ sms = Table(
     sqlite_autoincrement=True,
 )
 
+# How many SMS each account sent through each channel, kept by the writer's batches (one
+# upsert per account and channel) so that a list's `total` never counts a million rows.
+sms_counts = Table(
+    "sms_counts",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("channel", String(8), primary_key=True),
+    Column("total", BigInteger, nullable=False),
+)
+
 # The outbox: Ack/Not emails queued in the transaction that applied the request.
 replies = Table(
     "replies",

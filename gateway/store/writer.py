@@ -1,5 +1,6 @@
 """The one way a batch of emails reaches the database: the writer's interface, and the choice
-of its implementation (sqlite_writer.py, postgres_writer.py), made once from the engine."""
+of its implementation (sqlite_writer.py in a thread or in its own process (writer_process.py),
+postgres_writer.py), made once from the engine."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gateway.core.model import Intake, ReplyState, RuleSettings
 from gateway.store.batch import Written
 from gateway.store.postgres_writer import PostgresWriter
 from gateway.store.sqlite_writer import SqliteWriter
+from gateway.store.writer_process import ProcessWriter
 
 __all__ = ["Writer", "Written", "open_writer"]
 
@@ -28,8 +30,14 @@ class Writer(Protocol):
         ...
 
 
-def open_writer(engine: AsyncEngine, rules: RuleSettings, reply_state: ReplyState) -> Writer:
-    """The writer for the engine's database; `reply_state` is what a queued reply starts as."""
+def open_writer(
+    engine: AsyncEngine, rules: RuleSettings, reply_state: ReplyState, *, own_process: bool = False
+) -> Writer:
+    """The writer for the engine's database; `reply_state` is what a queued reply starts as.
+    `own_process`: SQLite's writer runs in a child process, off the event loop's GIL (what
+    `serve` does); otherwise in a thread, which starts at once (the in-process pytest plugin)."""
     if engine.dialect.name == "sqlite":
+        if own_process:
+            return ProcessWriter(engine.url, rules, reply_state)
         return SqliteWriter(engine.url, rules, reply_state)
     return PostgresWriter(engine, rules, reply_state)

@@ -391,7 +391,7 @@ class Api:
 
         async def once() -> reads.Page:
             async with self.engine.connect() as conn:
-                return await fetch(conn, **filters, limit=query.limit, offset=query.offset)
+                return await fetch(conn, **filters, **query.page())
 
         if query.wait_for is None:
             return await once()

@@ -55,12 +55,19 @@ class NoQuery(_In):
 class Paging(_In):
     limit: int = Field(100, ge=0, le=MAX_LIMIT, description="page size")
     offset: int = Field(0, ge=0, le=MAX_INT, description="matches to skip")
+    before_id: Annotated[int, Field(ge=1, le=MAX_INT)] | SkipJsonSchema[None] = Field(
+        None, description="only items whose id is below this one: the next page, by keyset"
+    )
     wait_for: Annotated[int, Field(ge=0, le=MAX_INT)] | SkipJsonSchema[None] = Field(
         None, description="answer as soon as at least this many match"
     )
     timeout: float = Field(
         5.0, ge=0, le=MAX_WAIT, allow_inf_nan=False, description="longest wait, in seconds"
     )
+
+    def page(self) -> dict[str, int | None]:
+        """The page's bounds, as the store's list functions take them."""
+        return {"limit": self.limit, "offset": self.offset, "before_id": self.before_id}
 
 
 Number = Annotated[str, AfterValidator(normalise)] | SkipJsonSchema[None]

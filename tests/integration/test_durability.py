@@ -282,6 +282,36 @@ def join(threads: list[threading.Thread]) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may never reap an orphan)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_writer_process_ends_when_its_gateway_is_sigkilled(tmp_path: Path) -> None:
+    gateway = GatewayProcess(write_config(tmp_path))
+    try:
+        (writer,) = _children(gateway.process.pid)
+        assert _running(writer)
+    finally:
+        gateway.kill()
+    deadline = time.monotonic() + 10
+    while _running(writer) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table: there is no event to wait on
+    assert not _running(writer)
+
+
 def test_sigkill_under_load_keeps_every_250_and_half_applies_nothing(tmp_path: Path) -> None:
     """Six clients send 180 emails (1-3 recipients each); the gateway is SIGKILLed after the
     60th 250. Restarted on the same SQLite file it shows every answered email exactly once, in

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import DEMO_ACCOUNT
 from gateway.errors import ConflictError, InvalidFieldError, NotFoundError
 from gateway.store import accounts, admin, migrate, reads
 from gateway.store.engine import make_engine, write_transaction
-from gateway.store.tables import email_ids, emails, faults, replies, sms
+from gateway.store.tables import email_ids, emails, faults, replies, sms, sms_counts
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -161,6 +161,42 @@ async def test_reset_messages_forgets_messages_and_keeps_accounts_and_faults(
     assert (await _count(engine, faults), await _count(engine, emails)) == (1, 0)
     async with engine.connect() as conn:
         assert await reads.account_exists(conn, "demo")
+
+
+async def _sms(conn: AsyncConnection, account: int, channel: str, count: int) -> None:
+    await conn.execute(
+        insert(sms),
+        [
+            {"account_id": account, "to": "0601020304", "sender": "36111", "text": "x",
+             "parts": 1, "encoding": "gsm7", "created_at": NOW, "channel": channel}
+            for _ in range(count)
+        ],
+    )  # fmt: skip
+
+
+async def test_recount_sms_counts_the_rows_left_per_account_and_channel(
+    engine: AsyncEngine,
+) -> None:
+    async with write_transaction(engine) as conn:
+        demo = await accounts.snapshot(conn, "demo", lock=False)
+        assert demo is not None
+        await _sms(conn, demo.id, "mail", 3)
+        await _sms(conn, demo.id, "http", 2)
+        await admin.recount_sms(conn)
+        await conn.execute(delete(sms).where(sms.c.id == 1))  # retention takes one
+        await admin.recount_sms(conn)
+        kept = {tuple(row) for row in await conn.execute(select(sms_counts))}
+    assert kept == {(demo.id, "mail", 2), (demo.id, "http", 2)}
+
+
+async def test_reset_messages_forgets_the_sms_counts(engine: AsyncEngine) -> None:
+    async with write_transaction(engine) as conn:
+        demo = await accounts.snapshot(conn, "demo", lock=False)
+        assert demo is not None
+        await _sms(conn, demo.id, "mail", 1)
+        await admin.recount_sms(conn)
+    await admin.reset_messages(engine)
+    assert await _count(engine, sms_counts) == 0
 
 
 async def _count(engine: AsyncEngine, table: Any) -> int:

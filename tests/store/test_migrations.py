@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Connection, DefaultClause, Integer, MetaData
+from sqlalchemy import Column, Connection, DefaultClause, Integer, MetaData, text
 
 from gateway.store import migrate
 from gateway.store.engine import make_engine
@@ -72,3 +73,41 @@ async def test_a_server_default_unlike_the_migrations_is_found(database_url: str
     ((difference,),) = await _differences(database_url, changed)
     assert difference[0] == "modify_default"
     assert (difference[2], difference[3]) == ("accounts", "company")
+
+
+async def test_the_counts_revision_counts_the_sms_already_stored(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        await migrate.upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.run_sync(_downgrade_to, "0002")
+            await connection.execute(
+                text(
+                    "INSERT INTO accounts (keyid, login, password, domains, senders, allowed_ips,"
+                    " blacklist, created_at) VALUES ('a', 'a', 'a', '[]', '[]', '[]', '[]', "
+                    "CURRENT_TIMESTAMP)"
+                )
+            )
+            for channel in ("mail", "mail", "http"):
+                await connection.execute(
+                    text(
+                        'INSERT INTO sms (account_id, "to", sender, text, parts, encoding, '
+                        "created_at, channel) SELECT id, '0601020304', 's', 't', 1, 'gsm7', "
+                        "CURRENT_TIMESTAMP, :channel FROM accounts"
+                    ),
+                    {"channel": channel},
+                )
+        await migrate.upgrade(engine)
+        async with engine.connect() as connection:
+            counted = await connection.execute(
+                text("SELECT channel, total FROM sms_counts ORDER BY channel")
+            )
+            assert counted.all() == [("http", 1), ("mail", 2)]
+    finally:
+        await engine.dispose()
+
+
+def _downgrade_to(connection: Connection, revision: str) -> None:
+    config = migrate.alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -10,19 +12,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, create_engine, insert, select
+from sqlalchemy import Table, create_engine, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import AccountSettings
 from gateway.core import intake
 from gateway.core.model import EmailStatus, Inbound, ReadLimits, ReplyState, RuleSettings
+from gateway.errors import ProcessingError
 from gateway.store import accounts as account_store
 from gateway.store import migrate
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.postgres_writer import PostgresWriter
 from gateway.store.sqlite_writer import DriverInsert, SqliteWriter
-from gateway.store.tables import accounts, email_ids, emails, faults, metadata, replies, sms
+from gateway.store.tables import (
+    accounts,
+    email_ids,
+    emails,
+    faults,
+    metadata,
+    replies,
+    sms,
+    sms_counts,
+)
 from gateway.store.writer import Writer, Written, open_writer
+from gateway.store.writer_process import ProcessWriter
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=UTC)  # a Tuesday, 10:00 in Paris
 RULES = RuleSettings(max_recipients=3)
@@ -110,7 +123,7 @@ async def stored_rows(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
         email_rows = (await conn.execute(select(emails.c.id).order_by(emails.c.id))).scalars()
         place = {row: n for n, row in enumerate(email_rows)}
         tables: dict[str, list[dict[str, Any]]] = {}
-        for table in (accounts, emails, email_ids, sms, replies, faults):
+        for table in (accounts, emails, email_ids, sms, replies, faults, sms_counts):
             order = list(table.primary_key.columns)
             rows = (await conn.execute(select(table).order_by(*order))).mappings()
             tables[table.name] = [normalised(table, dict(row), keyids, place) for row in rows]
@@ -168,6 +181,20 @@ async def test_sqlite_and_postgresql_write_the_same_rows(
     assert [f["remaining"] for f in rows["faults"]] == [0]
 
 
+async def test_the_sms_counts_kept_by_the_batches_are_the_sms_rows_counted(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    for half in (BATCH[:5], BATCH[5:]):  # the second batch adds to the counts of the first
+        await apply(sqlite_engine, half)
+    counted = select(sms.c.account_id, sms.c.channel, func.count()).group_by(
+        sms.c.account_id, sms.c.channel
+    )
+    async with sqlite_engine.connect() as conn:
+        kept = {tuple(row) for row in await conn.execute(select(sms_counts))}
+        assert kept == {tuple(row) for row in await conn.execute(counted)}
+    assert sum(total for _, _, total in kept) == 3
+
+
 @pytest.mark.parametrize(
     ("url", "kind"),
     [
@@ -209,6 +236,68 @@ async def test_a_rolled_back_batch_gives_its_rate_limit_tokens_back(
     finally:
         writer.close()
     assert written.codes == (0,)
+
+
+async def test_the_writer_process_writes_the_rows_the_thread_writes(tmp_path: Path) -> None:
+    by_thread = await prepared(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    by_process = await prepared(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    process = open_writer(by_process, RULES, ReplyState.PENDING, own_process=True)
+    try:
+        assert isinstance(process, ProcessWriter)
+        written = await process.apply(BATCH, NOW)
+    finally:
+        process.close()
+    assert written == await apply(by_thread, BATCH)
+    assert await stored_rows(by_process) == await stored_rows(by_thread)
+    await by_thread.dispose()
+    await by_process.dispose()
+
+
+async def test_a_batch_failing_in_the_writer_process_is_a_processing_error_and_keeps_nothing(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    with contextlib.closing(sqlite3.connect(tmp_path / "w.db")) as db, db:
+        db.execute("CREATE TRIGGER no_sms BEFORE INSERT ON sms BEGIN SELECT RAISE(ABORT, 'x'); END")
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
+    try:
+        with pytest.raises(ProcessingError, match="IntegrityError"):
+            await writer.apply(BATCH, NOW)
+    finally:
+        writer.close()
+    assert (await stored_rows(sqlite_engine))["emails"] == []
+
+
+async def test_a_writer_process_that_died_is_replaced_for_the_next_batch(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    one = inbound("<keyid>demo</keyid><num>0601020304</num><emailId>1</emailId>")
+    two = inbound("<keyid>demo</keyid><num>0601020304</num><emailId>2</emailId>")
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
+    assert isinstance(writer, ProcessWriter)
+    try:
+        await writer.apply([one], NOW)
+        child = writer.pid
+        assert child is not None
+        os.kill(child, signal.SIGKILL)
+        with pytest.raises(ProcessingError, match="ended"):
+            await writer.apply([two], NOW)
+        (written,) = await writer.apply([two], NOW)
+        assert writer.pid not in (None, child)
+    finally:
+        writer.close()
+    assert written.codes == (0,)
+
+
+async def test_the_writer_process_ends_when_the_writer_is_closed(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
+    assert isinstance(writer, ProcessWriter)
+    child = writer.pid
+    assert child is not None
+    writer.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # already reaped: it ended within close()
 
 
 @pytest.mark.parametrize("table", [emails, sms, replies], ids=lambda t: t.name)

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.core.codes import MESSAGES
+from gateway.store.admin import recount_sms
 from gateway.store.engine import write_transaction
 from gateway.store.tables import accounts, emails, replies, sms
 from gateway.web.server import start_http, stop_http
@@ -109,6 +110,7 @@ class Rows:
         async with write_transaction(self.gateway.engine) as conn:
             result = await conn.execute(insert(sms).values(**row).returning(sms.c.id))
             sms_id = int(result.scalar_one())
+            await recount_sms(conn)  # the writer keeps the counts of what it inserts
         if publish:
             self.gateway.changes.publish(["sms"])
         return sms_id

@@ -71,6 +71,7 @@ async def test_list_parameters_come_from_the_query_model(document: dict[str, Any
         "channel",
         "limit",
         "offset",
+        "before_id",
         "wait_for",
         "timeout",
     }

@@ -1,0 +1,174 @@
+"""The SQLite writer in a process of its own: batches pickled over a socket pair to a child that
+applies and commits each one (sqlite_writer.py), its answer sent back only after the commit.
+
+Why: the writer's Python work (the rules, SQLAlchemy, the driver rows) then runs beside the
+event loop, not under its GIL (bench/). The guarantees stay: a batch is answered only once its
+transaction is committed; the child ends when the gateway's end of the socket closes, even
+after a kill -9 of the gateway (it finishes the commit it is in, as the thread would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy.engine import URL, make_url
+
+from gateway.core.model import Intake, ReplyState, RuleSettings
+from gateway.errors import ProcessingError
+from gateway.store.batch import Written
+
+_SIZE = 8  # each frame: its length on 8 bytes (little-endian), then one pickle
+
+
+def _frame(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    buffer.write(bytes(_SIZE))
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    data = buffer.getbuffer()
+    data[:_SIZE] = (len(data) - _SIZE).to_bytes(_SIZE, "little")
+    return bytes(data)
+
+
+class _Pickler(pickle.Pickler):
+    """Dataclasses pickled as a call of their class with their fields in order: the default
+    way asks dataclasses.fields() for each object (500 recipients, 500 results a request)."""
+
+    def __init__(self, file: IO[bytes], protocol: int) -> None:
+        super().__init__(file, protocol)
+        self._names: dict[type, tuple[str, ...] | None] = {}  # a class's init fields
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        names = self._names.get(kind, ())
+        if names == ():
+            # By its type: a dataclass itself (a class) is pickled by reference, as usual.
+            names = self._names[kind] = (
+                tuple(f.name for f in dataclasses.fields(kind))
+                if dataclasses.is_dataclass(kind)
+                else None
+            )
+        if names is None:
+            return NotImplemented
+        return kind, tuple(getattr(obj, name) for name in names)
+
+
+class ProcessWriter:
+    """The writer's interface (writer.py) in front of the child; one batch at a time (the
+    service applies them in turn)."""
+
+    def __init__(self, url: URL, rules: RuleSettings, reply_state: ReplyState) -> None:
+        # MappingProxyType does not pickle: the rules travel with a plain dict.
+        portable = dataclasses.replace(rules, number_plan=dict(rules.number_plan))
+        self._init = _frame((url.render_as_string(hide_password=False), portable, reply_state))
+        self._process: subprocess.Popen[bytes] | None = None
+        self._socket: socket.socket | None = None
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._spawn()
+
+    def _spawn(self) -> None:
+        # Started at once: the child imports while the gateway finishes starting.
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gateway.store.writer_process", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        ours.sendall(self._init)
+        self._socket = ours
+        self._streams = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, None between a death and the next batch."""
+        return self._process.pid if self._process is not None else None
+
+    async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
+        if self._socket is None:
+            self._spawn()
+        assert self._socket is not None
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(sock=self._socket)
+        reader, writer = self._streams
+        try:
+            writer.write(_frame((list(batch), now)))
+            size = int.from_bytes(await reader.readexactly(_SIZE), "little")
+            status, value = pickle.loads(await reader.readexactly(size))
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            # Whether the child committed that batch is unknown: its emails get 451 (a
+            # retry is then a duplicate, exactly once); the next batch starts a new child.
+            self._stop(kill=True)
+            raise ProcessingError("the writer process ended") from exc
+        if status != "ok":
+            raise ProcessingError(f"the batch failed in the writer process:\n{value}")
+        written: list[Written] = value
+        return written
+
+    def close(self) -> None:
+        self._stop(kill=False)
+
+    def _stop(self, *, kill: bool) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+        elif self._socket is not None:
+            self._socket.close()
+        self._socket, self._streams = None, None
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        try:
+            process.wait(10)  # the end of the socket ends it, once its commit is done
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_SIZE)
+    if len(header) < _SIZE:
+        return None
+    return pickle.loads(stream.read(int.from_bytes(header, "little")))
+
+
+def main(fd: int) -> None:
+    """The child: batches in, answers out, until the gateway's end closes."""
+    # Ctrl-C reaches the whole process group: the gateway drains, then closes the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from gateway.store.sqlite_writer import SqliteWriter
+
+    with socket.socket(fileno=fd) as sock, sock.makefile("rb") as stream:
+        init = _read(stream)
+        if init is None:
+            return
+        url, rules, reply_state = init
+        writer = SqliteWriter(make_url(url), rules, reply_state)
+        try:
+            while (request := _read(stream)) is not None:
+                batch, now = request
+                try:
+                    answer: tuple[str, Any] = ("ok", writer.apply_here(batch, now))
+                except Exception:
+                    answer = ("error", traceback.format_exc())
+                try:
+                    sock.sendall(_frame(answer))
+                except OSError:
+                    return  # the gateway is gone; what was committed stays committed
+        finally:
+            writer.close()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
