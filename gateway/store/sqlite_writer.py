@@ -27,9 +27,8 @@ from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
 from gateway.store import accounts
 from gateway.store.batch import (
     ACTIVE_FAULTS,
-    DEBIT,
-    SPEND_FAULT,
     BatchWriter,
+    CoreStatements,
     Row,
     Statements,
     Written,
@@ -118,12 +117,14 @@ class _Inserts:
         self.replies = DriverInsert(replies, dialect)
 
 
-class SqliteStatements:
+class SqliteStatements(CoreStatements):
     """The batch's statements on SQLite. Its write transaction (BEGIN IMMEDIATE) already
     excludes every other writer: nothing needs a row lock."""
 
+    count_sms_statement = _COUNT_SMS
+
     def __init__(self, conn: Connection, inserts: _Inserts) -> None:
-        self._conn = conn
+        super().__init__(conn)
         driver = conn.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         self._driver = driver
@@ -155,15 +156,6 @@ class SqliteStatements:
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._driver.executemany(self._inserts.replies.sql, self._inserts.replies.values(rows))
 
-    def debit(self, account_id: int, parts: int) -> bool:
-        return self._conn.execute(DEBIT, {"account": account_id, "parts": parts}).rowcount == 1
-
-    def spend_faults(self, used: Mapping[int, int]) -> None:
-        self._conn.execute(SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
-
-    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
-        rows = [{"account_id": a, "channel": c, "total": n} for (a, c), n in counts.items()]
-        self._conn.execute(_COUNT_SMS, rows)
 
 
 class SqliteWriter(BatchWriter):
