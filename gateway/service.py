@@ -17,11 +17,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.core import intake, outcome
-from gateway.core.model import Account, HttpCall, Inbound, Intake, ReadLimits
+from gateway.core.model import Account, HttpCall, Intake, ReadLimits
 from gateway.errors import ProcessingError
 from gateway.events import Changes
 from gateway.metrics import Metrics
@@ -30,6 +31,7 @@ from gateway.store.writer import Writer, Written
 log = logging.getLogger("mail2sms.service")
 
 MAX_BATCH = 64
+T = TypeVar("T")
 # Emails larger than this are read in a thread (a plain request is a few KiB: read inline).
 OFF_LOOP_BYTES = 64 * 1024
 
@@ -91,29 +93,28 @@ class Service:
         Its attachments are decoded and its CSV read only once its sender is authorised
         (SPEC §16): an anonymous party's campaign costs no more than its body."""
         started = time.perf_counter()
-        inbound = await self._read(raw, envelope_from, client_ip, attachments=False)
-        if inbound.content.attachments and inbound.request is not None:
-            account = await self._lookup(outcome.account_key(inbound))
-            if outcome.authorised(inbound, account):
-                inbound = await self._read(raw, envelope_from, client_ip, attachments=True)
-        return await self.apply(inbound, started=started)
-
-    async def _read(
-        self, raw: bytes, envelope_from: str, client_ip: str, *, attachments: bool
-    ) -> Inbound:
-        """The core's reading of the email; a big one off the event loop, so that parsing
-        it never holds up the other clients."""
         read = functools.partial(
-            intake.read,
+            intake.read_named,
             raw,
             envelope_from=envelope_from,
             client_ip=client_ip,
             limits=self._limits,
-            attachments=attachments,
         )
+        inbound, parts = await self._off_loop(raw, read)
+        if parts and inbound.request is not None:
+            account = await self._lookup(outcome.account_key(inbound))
+            if outcome.authorised(inbound, account):
+                finish = functools.partial(intake.with_attachments, inbound, parts, self._limits)
+                inbound = await self._off_loop(raw, finish)
+        return await self.apply(inbound, started=started)
+
+    @staticmethod
+    async def _off_loop(raw: bytes, work: Callable[[], T]) -> T:
+        """The core's reading of an email; a big one off the event loop, so that parsing it
+        never holds up the other clients."""
         if len(raw) <= OFF_LOOP_BYTES:
-            return read()
-        return await asyncio.to_thread(read)
+            return work()
+        return await asyncio.to_thread(work)
 
     async def apply(self, inbound: Intake, *, started: float | None = None) -> Written:
         """Queue what a channel read for the writer; returns once it is committed."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import dataclasses
 import email.parser
 import email.policy
 import re
+from collections.abc import Sequence
 from email.message import Message
 from email.utils import collapse_rfc2231_value, getaddresses
 
@@ -38,14 +40,35 @@ def extract(raw: bytes, *, attachments: bool = True) -> MailContent:
     `attachments=False` names the attachments without decoding them (their content empty):
     what is read of an email before its sender is authorised (SPEC §16). An email of more
     than MAX_PARTS MIME parts is not processed, and is not parsed beyond its headers."""
+    content, parts = extract_named(raw)
+    return decoded(content, parts) if attachments else content
+
+
+def extract_named(raw: bytes) -> tuple[MailContent, tuple[Message, ...]]:
+    """The email with its attachments named, not decoded, and their MIME parts, which
+    `decoded` reads later without parsing the email again."""
     try:
         if _boundary_lines(raw) > MAX_PARTS + _SLACK_LINES:
-            return _too_many_parts(raw)
-        return _extract(raw, attachments)
+            return _too_many_parts(raw), ()
+        return _extract(raw)
     except Exception as exc:  # a malformed email is a value, never a crash of the SMTP handler
-        return MailContent(
-            from_address="", text=None, reason=f"unreadable email ({type(exc).__name__})"
+        reason = f"unreadable email ({type(exc).__name__})"
+        return MailContent(from_address="", text=None, reason=reason), ()
+
+
+def decoded(content: MailContent, parts: Sequence[Message]) -> MailContent:
+    """The content with its attachments decoded from their parts (transfer encoding; NUL
+    dropped: attachments are only ever read as CSV text, and PostgreSQL refuses NUL)."""
+    if not parts:
+        return content
+    try:
+        attachments = tuple(
+            Attachment(a.filename, _transfer_decoded(part).replace(b"\x00", b""))
+            for a, part in zip(content.attachments, parts, strict=True)
         )
+    except Exception:  # never a crash: the files then read as empty (code 102)
+        return content
+    return dataclasses.replace(content, attachments=attachments)
 
 
 def _boundary_lines(raw: bytes) -> int:
@@ -64,9 +87,10 @@ def _too_many_parts(raw: bytes) -> MailContent:
     )
 
 
-def _extract(raw: bytes, decode_attachments: bool) -> MailContent:
+def _extract(raw: bytes) -> tuple[MailContent, tuple[Message, ...]]:
     msg = _repaired(email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw))
-    text, reason, attachments = _body(msg, decode_attachments)
+    text, reason, named = _body(msg)
+    attachments = tuple(Attachment(filename=name, content=b"") for name, _ in named)
     return MailContent(
         from_address=_from_address(_header(msg, "from")),
         text=text,
@@ -74,13 +98,16 @@ def _extract(raw: bytes, decode_attachments: bool) -> MailContent:
         attachments=attachments,
         subject=_decode_encoded_words(_header(msg, "subject")).replace("\x00", "").strip(),
         message_id=_header(msg, "message-id").replace("\x00", "").strip(),
-    )
+    ), tuple(part for _, part in named)
 
 
-def _body(msg: Message, decode_attachments: bool) -> tuple[str | None, str, tuple[Attachment, ...]]:
+Named = tuple[tuple[str, Message], ...]  # attachments: (filename, MIME part)
+
+
+def _body(msg: Message) -> tuple[str | None, str, Named]:
     ctype = msg.get_content_type()
     if ctype == "multipart/mixed":
-        return _mixed(msg, decode_attachments)
+        return _mixed(msg)
     text, reason = _single_body(msg)
     return text, reason, ()
 
@@ -110,22 +137,19 @@ def _alternative(part: Message) -> tuple[str | None, str]:
     return None, f"multipart/alternative: {_NOT_TEXT_PLAIN}"
 
 
-def _mixed(msg: Message, decode: bool) -> tuple[str | None, str, tuple[Attachment, ...]]:
+def _mixed(msg: Message) -> tuple[str | None, str, Named]:
     children = _children(msg)
     body = next((child for child in children if _filename(child) is None), None)
     if body is None:
         return None, f"multipart/mixed without a text body: {_NOT_TEXT_PLAIN}", ()
     text, reason = _single_body(body)
-    attachments: list[Attachment] = []
+    named: list[tuple[str, Message]] = []
     for child in children:
         name = _filename(child)
         if child is body or name is None or child.is_multipart():
             continue
-        # Attachments are only ever read as CSV text, where NUL means nothing (and
-        # PostgreSQL cannot store it in an SMS text).
-        content = _transfer_decoded(child).replace(b"\x00", b"") if decode else b""
-        attachments.append(Attachment(filename=name, content=content))
-    return text, reason, tuple(attachments)
+        named.append((name, child))
+    return text, reason, tuple(named)
 
 
 def _children(part: Message) -> list[Message]:

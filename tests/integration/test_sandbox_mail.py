@@ -100,13 +100,13 @@ def test_a_big_email_is_read_off_the_event_loop(
 ) -> None:
     gw = mail2sms_gateway
     threads: list[str] = []
-    read = intake.read
+    read = intake.read_named
 
     def spy(raw: bytes, **options: object) -> object:
         threads.append(threading.current_thread().name)
         return read(raw, **options)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(intake, "read", spy)
+    monkeypatch.setattr(intake, "read_named", spy)
     small = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=6).replace(
         "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"))
     gw.send(small)
