@@ -14,10 +14,10 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from bench.load import GRACE, TEXT, percentiles
+from bench.load import TEXT, run_clients, summary
 
 
 @dataclass
@@ -105,25 +105,10 @@ class Run:
     async def go(self) -> None:
         self.start = time.perf_counter()
         self.deadline = self.start + self.spec.seconds
-        try:
-            async with asyncio.timeout(self.spec.seconds + GRACE):
-                await asyncio.gather(*(self.client(n) for n in range(self.spec.concurrency)))
-        except TimeoutError:
-            self.errors["watchdog"] += 1
+        await run_clients(self, [self.client(n) for n in range(self.spec.concurrency)])
 
     def report(self, cpu: float) -> dict[str, Any]:
-        elapsed = max(self.end - self.start, 1e-9)
-        return {
-            "spec": asdict(self.spec),
-            "issued": self.issued,
-            "ok": self.ok,
-            "errors": dict(self.errors),
-            "elapsed": elapsed,
-            "msgs_per_s": self.ok / elapsed,
-            "latency_ms": percentiles(self.latencies),
-            "client_cpu_s": cpu,
-            "message_bytes": len(request(self.spec, "h")),
-        }
+        return summary(self, cpu, len(request(self.spec, "h")))
 
 
 def main() -> None:

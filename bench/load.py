@@ -18,6 +18,7 @@ import quopri
 import sys
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -225,26 +226,36 @@ class Run:
         self.body = template(self.spec.kind, self.spec.recipients, self.spec.keyid)
         self.start = time.perf_counter()
         self.deadline = self.start + self.spec.seconds
-        clients = [self.client(n) for n in range(self.spec.concurrency)]
-        try:
-            async with asyncio.timeout(self.spec.seconds + GRACE):
-                await asyncio.gather(*clients)
-        except TimeoutError:
-            self.errors["watchdog"] += 1
+        await run_clients(self, [self.client(n) for n in range(self.spec.concurrency)])
 
     def report(self, cpu: float) -> dict[str, Any]:
-        elapsed = max(self.end - self.start, 1e-9)
-        return {
-            "spec": asdict(self.spec),
-            "issued": self.issued,
-            "ok": self.ok,
-            "errors": dict(self.errors),
-            "elapsed": elapsed,
-            "msgs_per_s": self.ok / elapsed,
-            "latency_ms": percentiles(self.latencies),
-            "client_cpu_s": cpu,
-            "message_bytes": len(self.body),
-        }
+        return summary(self, cpu, len(self.body))
+
+
+async def run_clients(run: Any, clients: list[Coroutine[Any, Any, None]]) -> None:
+    """The clients of a run (SMTP or HTTP), bounded by its seconds plus a grace: a client
+    still busy then is a `watchdog` error, never a hang."""
+    try:
+        async with asyncio.timeout(run.spec.seconds + GRACE):
+            await asyncio.gather(*clients)
+    except TimeoutError:
+        run.errors["watchdog"] += 1
+
+
+def summary(run: Any, cpu: float, message_bytes: int) -> dict[str, Any]:
+    """What a run (SMTP or HTTP) reports: counts, rate, latency percentiles, client CPU."""
+    elapsed = max(run.end - run.start, 1e-9)
+    return {
+        "spec": asdict(run.spec),
+        "issued": run.issued,
+        "ok": run.ok,
+        "errors": dict(run.errors),
+        "elapsed": elapsed,
+        "msgs_per_s": run.ok / elapsed,
+        "latency_ms": percentiles(run.latencies),
+        "client_cpu_s": cpu,
+        "message_bytes": message_bytes,
+    }
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
