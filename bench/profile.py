@@ -35,7 +35,7 @@ def profile(
     profiles: dict[str, Any] = {}
     for kind in ("single", "numx"):
         out = stem.with_name(f"{stem.name}-{kind}.txt")
-        options = ["--rate", "200", "--format", "raw", "--threads", "--output", str(out)]
+        options = ["--rate", "200", "--format", "raw", "--threads", "--subprocesses", "--output", str(out)]
         recorder = subprocess.Popen(
             [spy, "record", *options, "--pid", str(gateway.pid)],
             stdout=subprocess.DEVNULL,
