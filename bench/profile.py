@@ -35,7 +35,8 @@ def profile(
     profiles: dict[str, Any] = {}
     for kind in ("single", "numx"):
         out = stem.with_name(f"{stem.name}-{kind}.txt")
-        options = ["--rate", "200", "--format", "raw", "--threads", "--subprocesses", "--output", str(out)]
+        options = ["--rate", "200", "--format", "raw", "--threads", "--output", str(out)]
+        options.append("--subprocesses")  # the writer process too
         recorder = subprocess.Popen(
             [spy, "record", *options, "--pid", str(gateway.pid)],
             stdout=subprocess.DEVNULL,
@@ -82,7 +83,11 @@ def _bucket(where: str) -> str:
 # Leaves where a thread waits rather than works: py-spy counts a thread as busy while it is
 # runnable, and on a loaded machine a thread woken from epoll or from the aiosqlite queue may
 # wait for a CPU there. They are counted apart, not in the own-time table.
-WAITS = ("EpollSelector.select (selectors.py", "_connection_worker_thread (aiosqlite/core.py:59)")
+WAITS = (
+    "EpollSelector.select (selectors.py",
+    "_connection_worker_thread (aiosqlite/core.py:59)",
+    "SocketIO.readinto (socket.py",  # the writer process waiting for a batch
+)
 
 
 # Frames every busy sample of the event loop passes through: no news in an inclusive list.
@@ -107,7 +112,8 @@ def summarise_profile(path: Path) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = stack.split(";")
-        frames = frames[1:]  # the first names the thread
+        process = frames[0] if frames[0].startswith("process ") else ""
+        frames = frames[2:] if process else frames[1:]  # the process, the thread
         if not frames or frames[-1].startswith(WAITS):
             waiting += count
             continue
@@ -120,7 +126,12 @@ def summarise_profile(path: Path) -> dict[str, Any]:
             where = _where(match.group("file"))
             names.append((f"{match.group('function')} ({where})", where))
         total += count
-        threads["aiosqlite thread" if "_connection_worker" in stack else "event loop"] += count
+        if "writer_process" in process:
+            threads["writer process"] += count
+        elif "_connection_worker" in stack:
+            threads["aiosqlite thread"] += count
+        else:
+            threads["event loop"] += count
         leaf, leaf_where = names[-1]
         own[leaf] += count
         buckets[_bucket(leaf_where)] += count

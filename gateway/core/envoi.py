@@ -17,8 +17,12 @@ _TAGS = re.IGNORECASE | re.ASCII
 _NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
 _OPEN_ENVOI = re.compile(r"<envoi\s*>", _TAGS)
 _CLOSE_ENVOI = re.compile(r"</envoi\s*>", _TAGS)
-_OPEN = re.compile(rf"<(?:(!--)|({_NAME})\s*(/?)>)", _TAGS)
 _CLOSE = re.compile(rf"</({_NAME})\s*>", _TAGS)
+# An opening tag, or a comment's start; an opening tag directly followed by text without "<"
+# and a closing tag is matched with them (groups: comment, name, "/", text, closing name).
+_OPEN_OR_ELEMENT = re.compile(
+    rf"<(?:(!--)|({_NAME})\s*(?:(/)>|>(?:([^<]*)</({_NAME})\s*>)?))", _TAGS
+)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]{1,7})|#[xX]([0-9a-fA-F]{1,6}));")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
@@ -55,38 +59,42 @@ def _element(text: str) -> str | None:
 
 
 def _children(inner: str, max_tags: int, max_value_chars: int) -> tuple[dict[str, str], list[str]]:
-    # Every closing tag is indexed once, so that an opening tag finds its close by a
-    # binary search: no quadratic scan, however many unclosed "<name>" a body holds.
-    closes: dict[str, tuple[list[int], list[int]]] = {}
-    for match in _CLOSE.finditer(inner):
-        starts, ends = closes.setdefault(match.group(1).lower(), ([], []))
-        starts.append(match.start())
-        ends.append(match.end())
-
+    # An element whose value holds no "<" is read in one match (the first "<" after its
+    # opening tag is then its closing tag). Otherwise the opening tag finds its close by a
+    # binary search in an index of every closing tag, made once, when first needed: no
+    # quadratic scan, however many unclosed "<name>" a body holds.
+    closes: dict[str, tuple[list[int], list[int]]] | None = None
     fields: dict[str, str] = {}
     errors: list[str] = []
     count = 0
     position = 0
     comments_close = True
-    for match in _OPEN.finditer(inner):
-        if match.start() < position:  # inside a value already read
+    for match in _OPEN_OR_ELEMENT.finditer(inner):
+        start = match.start()
+        if start < position:  # inside a value already read
             continue
-        if match.group(1):
-            end = inner.find("-->", match.end()) if comments_close else -1
+        comment, name, closed, simple, close_name = match.groups()
+        if comment:
+            end = inner.find("-->", start + 4) if comments_close else -1
             if end < 0:
                 comments_close = False  # no later "<!--" can close either
             else:
                 position = end + 3
             continue
-        name = match.group(2).lower()
-        if match.group(3):
+        name = name.lower()
+        if closed:
             raw, position = "", match.end()
+        elif simple is not None and close_name.lower() == name:
+            raw, position = simple, match.end()
         else:
+            if closes is None:
+                closes = _close_index(inner)
+            opened = match.start(4) if simple is not None else match.end()
             starts, ends = closes.get(name, ([], []))
-            i = bisect_left(starts, match.end())
+            i = bisect_left(starts, opened)
             if i == len(starts):  # a "<" that opens nothing: text, skipped
                 continue
-            raw, position = inner[match.end() : starts[i]], ends[i]
+            raw, position = inner[opened : starts[i]], ends[i]
         count += 1
         if count > max_tags:
             errors.append("too many tags")
@@ -101,7 +109,19 @@ def _children(inner: str, max_tags: int, max_value_chars: int) -> tuple[dict[str
     return fields, errors
 
 
+def _close_index(inner: str) -> dict[str, tuple[list[int], list[int]]]:
+    """Every closing tag's start and end, by lower-cased name, in order."""
+    closes: dict[str, tuple[list[int], list[int]]] = {}
+    for match in _CLOSE.finditer(inner):
+        starts, ends = closes.setdefault(match.group(1).lower(), ([], []))
+        starts.append(match.start())
+        ends.append(match.end())
+    return closes
+
+
 def _value(raw: str) -> str:
+    if raw.isascii() and "\n" not in raw and "\r" not in raw and "&" not in raw and "<" not in raw:
+        return raw.strip()  # the common value (a number, a keyid): what the rest gives it
     # A raw line break is the mail client's wrapping, not the author's: it and the
     # spaces around it fold to one space. A line feed is written "Ö" (or &#10;).
     folded = " ".join(line for line in (s.strip(" \t") for s in _LINE_BREAK.split(raw)) if line)

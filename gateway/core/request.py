@@ -10,8 +10,7 @@ from gateway.core.model import Attachment, Envoi, Recipient, Request
 
 # X runs from 1 to 500 in the provider's document (the most numbers one request may carry),
 # written without leading zeros.
-_NUMBERED = re.compile(r"num([1-9][0-9]*)")
-_ANY_NUMBERED = re.compile(r"num[0-9]+")
+_NUMBERED = re.compile(r"num([0-9]+)")
 
 
 def build(envoi: Envoi, attachments: Sequence[Attachment], *, max_recipients: int) -> Request:
@@ -26,8 +25,9 @@ def build(envoi: Envoi, attachments: Sequence[Attachment], *, max_recipients: in
         if any(_field_is_recipient(name) for name in envoi.fields):
             notes.append("num/sms in the body ignored: the CSV attachments give the recipients")
     else:
-        recipients, numbered = _from_body(envoi, notes)
-        if numbered and _highest_index(envoi) > max_recipients:
+        recipients, highest = _from_body(envoi, notes)
+        numbered = highest > 0
+        if highest > max_recipients:
             refusal = codes.TOO_MANY_NUMBERS  # a num501 tag is a 501st number
     if refusal is None and len(recipients) > max_recipients:
         refusal = codes.TOO_MANY_NUMBERS
@@ -64,29 +64,36 @@ def _from_csv(
     return tuple(Recipient(tel=num, text=text) for num, text in merged), None
 
 
-def _index(name: str) -> int | None:
-    """X of a numX tag written without leading zeros (num0, num01: None)."""
-    match = _NUMBERED.fullmatch(name)
-    return int(match.group(1)) if match is not None and len(match.group(1)) <= 6 else None
+def _numbered(envoi: Envoi) -> tuple[list[tuple[int, str]], list[str]]:
+    """The numX tags ordered by X, and the num… tags ignored (num0, num01: X written with a
+    leading zero; more than 6 digits), in body order."""
+    numbered: list[tuple[int, str]] = []
+    ignored: list[str] = []
+    for name in envoi.fields:
+        if name.startswith("num") and (match := _NUMBERED.fullmatch(name)) is not None:
+            digits = match.group(1)
+            if digits[0] == "0" or len(digits) > 6:
+                ignored.append(name)
+            else:
+                numbered.append((int(digits), name))
+    numbered.sort()
+    return numbered, ignored
 
 
-def _highest_index(envoi: Envoi) -> int:
-    return max((index for name in envoi.fields if (index := _index(name)) is not None), default=0)
-
-
-def _from_body(envoi: Envoi, notes: list[str]) -> tuple[tuple[Recipient, ...], bool]:
+def _from_body(envoi: Envoi, notes: list[str]) -> tuple[tuple[Recipient, ...], int]:
+    """The recipients of the body's num/numX tags, and the highest X (0: a single num)."""
     default_text = envoi.get("sms") or ""
-    numbered = sorted((i, name) for name in envoi.fields if (i := _index(name)) is not None)
-    ignored = [n for n in envoi.fields if _ANY_NUMBERED.fullmatch(n) and _index(n) is None]
+    numbered, ignored = _numbered(envoi)
     if ignored:
         shown = ", ".join(f"<{name}>" for name in ignored[:5])
         notes.append(f"{shown} ignored: X in numX counts from 1, without leading zeros")
     if not numbered:
-        return (Recipient(tel=envoi.get("num") or "", text=default_text),), False
+        return (Recipient(tel=envoi.get("num") or "", text=default_text),), 0
     if envoi.get("num") is not None:
         notes.append("num ignored: numX tags give the recipients")
+    fields = envoi.fields
     recipients = tuple(
-        Recipient(tel=envoi.fields[name], text=envoi.get(f"sms{index}") or default_text)
+        Recipient(tel=fields[name], text=fields.get(f"sms{index}") or default_text)
         for index, name in numbered
     )
-    return recipients, True
+    return recipients, numbered[-1][0]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import io
+import operator
 import pickle
 import signal
 import socket
 import subprocess
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO, Any
 
@@ -42,25 +44,46 @@ def _frame(value: Any) -> bytes:
 
 class _Pickler(pickle.Pickler):
     """Dataclasses pickled as a call of their class with their fields in order: the default
-    way asks dataclasses.fields() for each object (500 recipients, 500 results a request)."""
+    way asks dataclasses.fields() for each object (500 recipients, 500 results a request).
+    Their reducers are found by type in the dispatch table, so that the tuples, lists and
+    strings around them never reach Python code."""
 
     def __init__(self, file: IO[bytes], protocol: int) -> None:
         super().__init__(file, protocol)
-        self._names: dict[type, tuple[str, ...] | None] = {}  # a class's init fields
+        self.dispatch_table = _REDUCERS
 
-    def reducer_override(self, obj: Any) -> Any:
-        kind = type(obj)
-        names = self._names.get(kind, ())
-        if names == ():
-            # By its type: a dataclass itself (a class) is pickled by reference, as usual.
-            names = self._names[kind] = (
-                tuple(f.name for f in dataclasses.fields(kind))
-                if dataclasses.is_dataclass(kind)
-                else None
-            )
-        if names is None:
-            return NotImplemented
-        return kind, tuple(getattr(obj, name) for name in names)
+
+class _Reducers(dict[type, Callable[[Any], Any]]):
+    """dataclass → its reducer, made on first sight; any other type is missing from the
+    table (KeyError), so that the pickler does what it does without one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._others: set[type] = set()
+
+    def __missing__(self, kind: type) -> Callable[[Any], Any]:
+        if kind in self._others or not dataclasses.is_dataclass(kind) or issubclass(kind, type):
+            self._others.add(kind)
+            raise KeyError(kind)
+        names = [f.name for f in dataclasses.fields(kind)]
+        reducer: Callable[[Any], Any]
+        if len(names) == 1:
+            reducer = functools.partial(_reduce_one, kind, operator.attrgetter(names[0]))
+        else:
+            reducer = functools.partial(_reduce, kind, operator.attrgetter(*names))
+        self[kind] = reducer
+        return reducer
+
+
+def _reduce(kind: type, fields: Callable[[Any], tuple[Any, ...]], obj: Any) -> Any:
+    return kind, fields(obj)
+
+
+def _reduce_one(kind: type, field: Callable[[Any], Any], obj: Any) -> Any:
+    return kind, (field(obj),)
+
+
+_REDUCERS = _Reducers()
 
 
 class ProcessWriter:

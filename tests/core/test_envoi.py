@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
+from bisect import bisect_left
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.core import envoi as envoi_module
 from gateway.core.envoi import parse
 from gateway.core.model import Envoi
 
@@ -468,3 +471,80 @@ def test_written_fields_are_read_back(written: dict[str, str]) -> None:
     envoi = parse("Bonjour\n" + body + "</envoi>\n")
     normalised = {n: unicodedata.normalize("NFC", v) for n, v in written.items()}
     assert (envoi.found, dict(envoi.fields)) == (True, normalised)
+
+
+# -- the scanner against the one it replaced --------------------------------------------------
+# The scanner reads an element whose value holds no "<" in one match, and a value's common
+# shape without folding it. The scanner as it was before (a close index and a binary search
+# for every tag; every value folded), kept here as the oracle: both must read any tag soup
+# the same.
+_OPEN = re.compile(rf"<(?:(!--)|({envoi_module._NAME})\s*(/?)>)", envoi_module._TAGS)
+_CLOSE = envoi_module._CLOSE
+
+
+def _reference_children(
+    inner: str, max_tags: int, max_value_chars: int
+) -> tuple[dict[str, str], list[str]]:
+    # Every closing tag is indexed once, so that an opening tag finds its close by a
+    # binary search: no quadratic scan, however many unclosed "<name>" a body holds.
+    closes: dict[str, tuple[list[int], list[int]]] = {}
+    for match in _CLOSE.finditer(inner):
+        starts, ends = closes.setdefault(match.group(1).lower(), ([], []))
+        starts.append(match.start())
+        ends.append(match.end())
+
+    fields: dict[str, str] = {}
+    errors: list[str] = []
+    count = 0
+    position = 0
+    comments_close = True
+    for match in _OPEN.finditer(inner):
+        if match.start() < position:  # inside a value already read
+            continue
+        if match.group(1):
+            end = inner.find("-->", match.end()) if comments_close else -1
+            if end < 0:
+                comments_close = False  # no later "<!--" can close either
+            else:
+                position = end + 3
+            continue
+        name = match.group(2).lower()
+        if match.group(3):
+            raw, position = "", match.end()
+        else:
+            starts, ends = closes.get(name, ([], []))
+            i = bisect_left(starts, match.end())
+            if i == len(starts):  # a "<" that opens nothing: text, skipped
+                continue
+            raw, position = inner[match.end() : starts[i]], ends[i]
+        count += 1
+        if count > max_tags:
+            errors.append("too many tags")
+            break
+        if name in fields:  # a repeated tag: the first one wins
+            continue
+        value = _reference_value(raw)
+        if len(value) > max_value_chars:
+            value = value[:max_value_chars]
+            errors.append(f"value of <{name}> cut to {max_value_chars} characters")
+        fields[name] = value
+    return fields, errors
+
+
+def _reference_value(raw: str) -> str:
+    folded = " ".join(
+        line for line in (s.strip(" \t") for s in envoi_module._LINE_BREAK.split(raw)) if line
+    )
+    text = envoi_module._unwrap_cdata(folded.strip())
+    return unicodedata.normalize("NFC", text).replace(envoi_module.LINE_FEED_MARK, "\n")
+
+
+SOUP = TOKENS | st.sampled_from(["<a>", "</A>", "<b/>", "</b >", "<A >", "x", "1", "<num1>"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(SOUP | st.text(max_size=5), max_size=60).map("".join))
+def test_the_scanner_reads_tag_soup_as_the_one_it_replaced(text: str) -> None:
+    for max_tags, max_chars in ((5, 8), (2100, 10_000)):
+        expected = _reference_children(text, max_tags, max_chars)
+        assert envoi_module._children(text, max_tags, max_chars) == expected

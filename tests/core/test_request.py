@@ -98,6 +98,30 @@ def test_num0_and_leading_zeros_are_not_recipients_and_are_noted() -> None:
     assert any("<num0>" in note and "<num01>" in note for note in built.notes)
 
 
+def test_numbered_tags_are_ordered_by_x_and_odd_ones_noted_in_body_order() -> None:
+    built = request.build(
+        _envoi(
+            num10="0601020310",
+            num1234567="0601020399",
+            num2="0601020302",
+            numx="0601020398",
+            num007="0601020397",
+            num1="0601020301",
+            sms2="two",
+            sms="all",
+        ),
+        (),
+        max_recipients=500,
+    )
+    assert [(r.tel, r.text) for r in built.recipients] == [
+        ("0601020301", "all"),
+        ("0601020302", "two"),
+        ("0601020310", "all"),
+    ]
+    assert built.notes[0].startswith("<num1234567>, <num007> ignored")
+    assert built.numbered and built.refusal is None
+
+
 def test_num_beyond_the_limit_is_one_number_too_many() -> None:
     built = request.build(_envoi(num501="0601020304", sms="hi"), (), max_recipients=500)
     assert built.refusal == codes.TOO_MANY_NUMBERS
