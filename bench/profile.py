@@ -26,15 +26,20 @@ def _py_spy() -> str | None:
 def profile(
     args: argparse.Namespace, gateway: Server, ids: Ids, stem: Path
 ) -> dict[str, Any] | None:
-    """py-spy on the gateway under the 1-recipient load, then under 500-recipient numX."""
+    """py-spy on the gateway (and its writer process) under the 1-recipient load on reused
+    and on fresh connections, then under 500-recipient numX."""
     spy = _py_spy()
     if spy is None:
         say("profile skipped: py-spy is not installed (.venv/bin/pip install py-spy)")
         return None
     run_load(warm_up(ids, args), [gateway])
     profiles: dict[str, Any] = {}
-    for kind in ("single", "numx"):
-        out = stem.with_name(f"{stem.name}-{kind}.txt")
+    for name, kind, connections in (
+        ("single", "single", "reuse"),
+        ("fresh", "single", "fresh"),
+        ("numx", "numx", "reuse"),
+    ):
+        out = stem.with_name(f"{stem.name}-{name}.txt")
         options = ["--rate", "200", "--format", "raw", "--threads", "--output", str(out)]
         options.append("--subprocesses")  # the writer process too
         recorder = subprocess.Popen(
@@ -44,7 +49,7 @@ def profile(
         )
         time.sleep(1.0)
         try:
-            result = run_load(load_spec(ids, kind, "reuse", args), [gateway])
+            result = run_load(load_spec(ids, kind, connections, args), [gateway])
         finally:
             recorder.send_signal(signal.SIGINT)
             try:
@@ -55,8 +60,8 @@ def profile(
         if not out.exists():
             say(f"profile failed: {stderr.decode(errors='replace')[-1000:]}")
             return None
-        say(f"profile load {kind} (under py-spy): {brief(result)}")
-        profiles[kind] = {"load": result, **summarise_profile(out)}
+        say(f"profile load {name} (under py-spy): {brief(result)}")
+        profiles[name] = {"load": result, **summarise_profile(out)}
     return profiles
 
 
@@ -112,8 +117,11 @@ def summarise_profile(path: Path) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = stack.split(";")
-        process = frames[0] if frames[0].startswith("process ") else ""
-        frames = frames[2:] if process else frames[1:]  # the process, the thread
+        processes = 0  # py-spy --subprocesses: "process …" frames, a child's after its parent's
+        while processes < len(frames) and frames[processes].startswith("process "):
+            processes += 1
+        process = frames[processes - 1] if processes else ""
+        frames = frames[processes + 1 :]  # then the thread
         if not frames or frames[-1].startswith(WAITS):
             waiting += count
             continue

@@ -9,6 +9,13 @@ from typing import Any
 SMS_TARGET = 20_000  # SMS recorded per second expected from 500-recipient requests
 
 
+_PROFILED = {
+    "single": "1 rcpt, reused conns",
+    "fresh": "1 rcpt, fresh conns",
+    "numx": "500 rcpt numX, reused conns",
+}
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
@@ -211,12 +218,13 @@ def report(results: dict[str, Any]) -> str:
             ),
         ]  # fmt: skip
     for kind, prof in (results.get("profile") or {}).items():
-        label = "1 rcpt" if kind == "single" else "500 rcpt numX"
+        label = _PROFILED.get(kind, kind)
         out += [
             "",
-            f"Profile (py-spy at 200 Hz, {label}, reused conns, {prof['load']['msgs_per_s']:.0f}"
+            f"Profile (py-spy at 200 Hz, {label}, {prof['load']['msgs_per_s']:.0f}"
             f" msg/s while sampled): {prof['samples']} busy samples (+{prof['waiting_samples']}"
-            " waiting in epoll or the aiosqlite queue, left out); top 15 by own time",
+            " waiting in epoll, the aiosqlite queue or the writer's socket, left out);"
+            " top 15 by own time",
             _table(
                 ["#", "own %", "function (file)"],
                 [

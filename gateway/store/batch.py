@@ -83,6 +83,10 @@ class Statements(Protocol):
     def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
         """Add to the SMS counted per (account id, channel): one upsert each."""
 
+    def remember(self, accounts: Mapping[str, Account | None], faults: Sequence[Fault]) -> None:
+        """What the batch leaves of the accounts it read and of the active faults, as they
+        will be once it is committed (a database may give them to the next batch)."""
+
 
 # What one transaction does with a batch: every email applied, their answers in order.
 Work = Callable[[Statements], list[Written]]
@@ -137,6 +141,9 @@ class CoreStatements:
     def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
         rows = [{"account_id": a, "channel": c, "total": n} for (a, c), n in counts.items()]
         self._conn.execute(self.count_sms_statement, rows)
+
+    def remember(self, accounts: Mapping[str, Account | None], faults: Sequence[Fault]) -> None:
+        return None
 
 
 class BatchWriter(ABC):
@@ -384,3 +391,4 @@ class _Book:
             self._db.spend_faults(self._spent)
         if self._counts:
             self._db.count_sms(self._counts)
+        self._db.remember(self._accounts, self._active)

@@ -27,6 +27,8 @@ from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
 from gateway.store import accounts
 from gateway.store.batch import (
     ACTIVE_FAULTS,
+    DEBIT,
+    SPEND_FAULT,
     BatchWriter,
     CoreStatements,
     Row,
@@ -109,34 +111,75 @@ def _immutable(column_type: TypeEngine[Any]) -> bool:
     return python_type in (datetime, str, bytes, int, float, bool)
 
 
+class DriverStatement:
+    """A Core statement of plain integer parameters, compiled once for the sqlite3 driver:
+    its SQL and the order its named parameters take there."""
+
+    def __init__(self, statement: Any, dialect: Dialect, **compile_options: Any) -> None:
+        compiled = statement.compile(dialect=dialect, **compile_options)
+        self.sql = str(compiled)
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        assert self.sql.count("?") == len(self.names), self.sql
+
+    def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[name] for name in self.names)
+
+
 class _Inserts:
     def __init__(self, dialect: Dialect) -> None:
         self.claim = DriverInsert(email_ids, dialect, ignore_conflict=True)
         self.email = DriverInsert(emails, dialect)
         self.sms = DriverInsert(sms, dialect)
         self.replies = DriverInsert(replies, dialect)
+        self.debit = DriverStatement(DEBIT, dialect)
+        self.spend_fault = DriverStatement(SPEND_FAULT, dialect)
+        self.count_sms = DriverStatement(
+            _COUNT_SMS, dialect, column_keys=["account_id", "channel", "total"]
+        )
+
+
+@dataclass(slots=True)
+class _Known:
+    """What the last committed batch left of the accounts it read and of the active faults:
+    still true for the next batch as long as no other connection committed in between, which
+    SQLite's data_version tells (it changes only with another connection's commits)."""
+
+    version: int
+    accounts: dict[str, Account | None]
+    faults: tuple[Fault, ...]
+
+
+_KNOWN_ACCOUNTS = 1024  # keyids remembered at most (unknown ones included)
 
 
 class SqliteStatements(CoreStatements):
     """The batch's statements on SQLite. Its write transaction (BEGIN IMMEDIATE) already
-    excludes every other writer: nothing needs a row lock."""
+    excludes every other writer: nothing needs a row lock. The accounts and faults the last
+    batch left are read from `known` when nothing else wrote since."""
 
     count_sms_statement = _COUNT_SMS
 
-    def __init__(self, conn: Connection, inserts: _Inserts) -> None:
+    def __init__(self, conn: Connection, inserts: _Inserts, known: _Known | None) -> None:
         super().__init__(conn)
         driver = conn.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         self._driver = driver
         self._inserts = inserts
+        self.version: int = driver.execute("PRAGMA data_version").fetchone()[0]
+        self._known = known if known is not None and known.version == self.version else None
+        self.left: _Known | None = None
 
     def lock_accounts(self, keyids: Sequence[str]) -> None:
         return None
 
     def account(self, keyid: str) -> Account | None:
+        if self._known is not None and keyid in self._known.accounts:
+            return self._known.accounts[keyid]
         return accounts.read_snapshot(self._conn, keyid, lock=False)
 
     def active_faults(self) -> list[Fault]:
+        if self._known is not None:
+            return list(self._known.faults)
         return [fault_from_row(row) for row in self._conn.execute(ACTIVE_FAULTS)]
 
     def claim(self, account_id: int, email_id: str) -> bool:
@@ -156,6 +199,30 @@ class SqliteStatements(CoreStatements):
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._driver.executemany(self._inserts.replies.sql, self._inserts.replies.values(rows))
 
+    def debit(self, account_id: int, parts: int) -> bool:
+        debit = self._inserts.debit
+        values = debit.values({"account": account_id, "parts": parts})
+        return bool(self._driver.execute(debit.sql, values).rowcount == 1)
+
+    def spend_faults(self, used: Mapping[int, int]) -> None:
+        spend = self._inserts.spend_fault
+        rows = [spend.values({"fault": k, "used": n}) for k, n in used.items()]
+        self._driver.executemany(spend.sql, rows)
+
+    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
+        count = self._inserts.count_sms
+        rows = [
+            count.values({"account_id": a, "channel": c, "total": n})
+            for (a, c), n in counts.items()
+        ]
+        self._driver.executemany(count.sql, rows)
+
+    def remember(self, accounts: Mapping[str, Account | None], faults: Sequence[Fault]) -> None:
+        kept = dict(self._known.accounts) if self._known is not None else {}
+        if len(kept) + len(accounts) > _KNOWN_ACCOUNTS:
+            kept = {}
+        kept.update(accounts)
+        self.left = _Known(self.version, kept, tuple(faults))
 
 
 class SqliteWriter(BatchWriter):
@@ -170,6 +237,7 @@ class SqliteWriter(BatchWriter):
         )
         tune_sqlite(self._engine)
         self._inserts = _Inserts(self._engine.dialect)
+        self._known: _Known | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mail2sms-sqlite")
 
     async def _transaction(self, work: Callable[[Statements], T]) -> T:
@@ -178,10 +246,14 @@ class SqliteWriter(BatchWriter):
 
     def transaction(self, work: Callable[[Statements], T]) -> T:
         """Run `work` in one write transaction and commit it, in the calling thread."""
+        known, self._known = self._known, None  # until this batch is committed
         with self._engine.connect() as connection:
             connection = connection.execution_options(**{WRITE: True})
             with connection.begin():
-                return work(SqliteStatements(connection, self._inserts))
+                statements = SqliteStatements(connection, self._inserts, known)
+                result = work(statements)
+        self._known = statements.left
+        return result
 
     def apply_here(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         """The batch applied and committed in the calling thread (the writer process's way)."""

@@ -356,3 +356,57 @@ SAMPLE: dict[str, Any] = {
     "last_error": "",
     "id": None,
 }
+
+
+# -- what one SQLite batch leaves for the next ------------------------------------------------
+
+
+async def test_a_sqlite_batch_reads_what_the_last_one_left_unless_another_connection_wrote(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    read_snapshot = account_store.read_snapshot
+
+    def counted(conn: Any, keyid: str, *, lock: bool) -> Any:
+        reads.append(keyid)
+        return read_snapshot(conn, keyid, lock=lock)
+
+    monkeypatch.setattr(account_store, "read_snapshot", counted)
+    one = "<keyid>demo</keyid><num>0601020304</num><emailId>{}</emailId>"
+    writer = open_writer(sqlite_engine, RULES, ReplyState.PENDING)
+    assert isinstance(writer, SqliteWriter)
+    try:
+        await writer.apply([inbound(one.format(1))], NOW)
+        await writer.apply([inbound(one.format(2)), inbound(one.format(3))], NOW)
+        assert reads == ["demo"]  # the second batch took the account (and credit) as left
+
+        # Another connection writes: the next batch reads the account and faults again.
+        async with write_transaction(sqlite_engine) as conn:
+            await conn.execute(accounts.update().values(credit=1))
+            await conn.execute(
+                insert(faults).values(code=24, remaining=5, number="0601020307", created_at=NOW)
+            )
+        written = await writer.apply(
+            [
+                inbound(one.format(4)),
+                inbound(one.format(5)),
+                inbound(one.format(6).replace("0601020304", "0601020307")),
+            ],
+            NOW,
+        )
+        assert reads == ["demo", "demo"]
+        assert [w.codes for w in written] == [(0,), (12,), (24,)]
+
+        # Nothing else wrote: the credit left (0) and the fault's uses left (4) carry over.
+        written = await writer.apply(
+            [inbound(one.format(7)), inbound(one.format(8).replace("0601020304", "0601020307"))],
+            NOW,
+        )
+        assert reads == ["demo", "demo"]
+        assert [w.codes for w in written] == [(12,), (24,)]
+    finally:
+        writer.close()
+    async with sqlite_engine.connect() as conn:
+        credit = await conn.execute(select(accounts.c.credit).where(accounts.c.keyid == "demo"))
+        remaining = await conn.execute(select(faults.c.remaining).where(faults.c.code == 24))
+        assert (credit.scalar_one(), remaining.scalar_one()) == (0, 3)
