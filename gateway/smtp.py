@@ -8,9 +8,10 @@ import hmac
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from types import MethodType
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, _AuthMechAttr
 
 from gateway.config import SmtpSettings
 from gateway.errors import ConfigError, ProcessingError
@@ -37,6 +38,14 @@ AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 MECHANISMS = ("LOGIN", "PLAIN")
 # The addresses of MAIL FROM and RCPT TO already parsed (aiosmtpd's parser costs ~30 µs a
 # command, as much as reading a whole plain request): bounded in count and length.
+# asyncio's StreamReaderProtocol state, made for each connection (left out of the template).
+_STREAM_STATE = frozenset(
+    {
+        "_loop", "_paused", "_drain_waiters", "_connection_lost", "_stream_reader_wr",
+        "_source_traceback", "_strong_reader", "_reject_connection", "_stream_writer", "_task",
+        "_transport", "_client_connected_cb", "_over_ssl", "_closed",
+    }
+)  # fmt: skip
 _ADDRESSES: dict[tuple[str, int], tuple[str | None, str | None]] = {}
 _ADDRESSES_KEPT = 1024
 _ADDRESS_CHARS = 512
@@ -111,6 +120,8 @@ class _Listener:
         self.settings = settings
         self._open: dict[_GatewaySMTP, None] = {}  # insertion order: oldest first
         self._held = 0
+        # What aiosmtpd's __init__ made of the first connection (the same for every one).
+        self.smtp_state: dict[str, Any] | None = None
 
     def admit(self, connection: _GatewaySMTP) -> bool:
         """At the cap, the oldest connection without a mail transaction makes room (as
@@ -204,12 +215,19 @@ class _GatewaySMTP(SMTP):
         *args: Any,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            *args,
-            authenticator=_credentials,
-            auth_exclude_mechanism=() if check_login else MECHANISMS,
-            **kwargs,
-        )
+        template = listener.smtp_state
+        if template is None:
+            super().__init__(
+                *args,
+                authenticator=_credentials,
+                auth_exclude_mechanism=() if check_login else MECHANISMS,
+                **kwargs,
+            )
+            listener.smtp_state = {
+                name: value for name, value in vars(self).items() if name not in _STREAM_STATE
+            }
+        else:
+            self._from_template(template)
         self.offers_auth = check_login is not None
         if auth_in_clear:
             # Passed to aiosmtpd, this would warn at every connection that AUTH is required
@@ -228,6 +246,24 @@ class _GatewaySMTP(SMTP):
         self._in_data = False
         self._session_over = False
         self._rcpt_commands = 0
+
+    def _from_template(self, template: dict[str, Any]) -> None:
+        """aiosmtpd's __init__ without its cost (~80 µs a connection: it lists the methods of
+        the server and of the handler with inspect each time): the state the listener's first
+        connection got from it, its method tables bound to this connection. The stream state
+        is made anew below (StreamReaderProtocol.__init__)."""
+        self.__dict__.update(template)
+        self._smtp_methods = {
+            name: MethodType(method.__func__, self)
+            for name, method in template["_smtp_methods"].items()
+        }
+        self._auth_methods = {
+            name: _AuthMechAttr(MethodType(auth.method.__func__, self), True)
+            if auth.is_builtin
+            else auth
+            for name, auth in template["_auth_methods"].items()
+        }
+        self._handle_hooks = dict(template["_handle_hooks"])
 
     def _create_session(self) -> Session:
         return _Session(self.loop)

@@ -1,8 +1,12 @@
-"""The gateway's remembered reading of MAIL FROM / RCPT TO addresses is aiosmtpd's, exactly."""
+"""What the SMTP listener saves of aiosmtpd's work (address readings, its __init__) is exactly
+what aiosmtpd would have done."""
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections import deque
+from types import MethodType
 
 import pytest
 from aiosmtpd.smtp import SMTP
@@ -118,3 +122,47 @@ def _reading(server: SMTP, arg: str) -> object:
         return server._getaddr(arg)
     except Exception as exc:
         return type(exc)
+
+
+# -- a connection made from the listener's template -------------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["off", "any"])
+async def test_a_connection_from_the_template_is_the_one_aiosmtpd_makes(auth: str) -> None:
+    """Every attribute aiosmtpd's __init__ sets is there with the same value; the method tables
+    are bound to the new connection; nothing mutable is shared between two connections."""
+    loop = asyncio.get_running_loop()
+    settings = load_settings(None, overrides={"smtp": {"auth": auth}}).smtp
+    listener = gateway_smtp._Listener(settings)
+    handler = gateway_smtp.Handler(None, settings.gateway_addresses)  # type: ignore[arg-type]
+    check = gateway_smtp._accept_any if auth == "any" else None
+
+    def connection() -> gateway_smtp._GatewaySMTP:
+        return gateway_smtp._GatewaySMTP(
+            listener, check, True, handler, hostname="isendpro-api.com", loop=loop
+        )
+
+    first, second = connection(), connection()  # aiosmtpd's __init__, then the template
+    assert listener.smtp_state is not None
+    assert vars(first).keys() == vars(second).keys()
+    for name, ours in vars(second).items():
+        theirs = vars(first)[name]
+        if isinstance(ours, MethodType):
+            assert ours.__func__ is theirs.__func__, name
+            assert ours.__self__ is (second if theirs.__self__ is first else theirs.__self__)
+        elif name in ("_smtp_methods", "_auth_methods", "_handle_hooks"):
+            assert ours is not theirs and ours.keys() == theirs.keys(), name
+            for key, value in ours.items():
+                method = value.method if name == "_auth_methods" else value
+                other = theirs[key].method if name == "_auth_methods" else theirs[key]
+                assert method.__func__ is other.__func__, (name, key)
+                assert method.__self__ is (second if other.__self__ is first else other.__self__)
+        elif isinstance(ours, (dict, list, set, deque, asyncio.Future, asyncio.StreamReader)):
+            assert ours is not theirs, f"{name} is shared between two connections"
+            assert type(ours) is type(theirs), name
+        elif isinstance(ours, weakref.ReferenceType):
+            assert ours() is not theirs(), name
+        else:
+            assert ours == theirs, name
+    assert second._smtp_methods["MAIL"].__self__ is second
+    assert ("LOGIN" in second._auth_methods) is (auth == "any")
