@@ -10,6 +10,7 @@ after a kill -9 of the gateway (it finishes the commit it is in, as the thread w
 from __future__ import annotations
 
 import asyncio
+import copyreg
 import dataclasses
 import functools
 import io
@@ -30,13 +31,14 @@ from gateway.core.model import Intake, ReplyState, RuleSettings
 from gateway.errors import ProcessingError
 from gateway.store.batch import Written
 
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
 _SIZE = 8  # each frame: its length on 8 bytes (little-endian), then one pickle
 
 
 def _frame(value: Any) -> bytes:
     buffer = io.BytesIO()
     buffer.write(bytes(_SIZE))
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    _Pickler(buffer, protocol=_PROTOCOL).dump(value)
     data = buffer.getbuffer()
     data[:_SIZE] = (len(data) - _SIZE).to_bytes(_SIZE, "little")
     return bytes(data)
@@ -54,23 +56,22 @@ class _Pickler(pickle.Pickler):
 
 
 class _Reducers(dict[type, Callable[[Any], Any]]):
-    """dataclass → its reducer, made on first sight; any other type is missing from the
-    table (KeyError), so that the pickler does what it does without one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._others: set[type] = set()
+    """type → its reducer, made on first sight: a dataclass's own; for any other type what the
+    pickler does without a table of its own (copyreg's reducer, else __reduce_ex__); a class
+    (an enum's, say) is missing (KeyError), so that the pickler saves it by reference."""
 
     def __missing__(self, kind: type) -> Callable[[Any], Any]:
-        if kind in self._others or not dataclasses.is_dataclass(kind) or issubclass(kind, type):
-            self._others.add(kind)
+        if issubclass(kind, type):
             raise KeyError(kind)
-        names = [f.name for f in dataclasses.fields(kind)]
-        reducer: Callable[[Any], Any]
-        if len(names) == 1:
-            reducer = functools.partial(_reduce_one, kind, operator.attrgetter(names[0]))
-        else:
-            reducer = functools.partial(_reduce, kind, operator.attrgetter(*names))
+        reducer: Callable[[Any], Any] | None = copyreg.dispatch_table.get(kind)
+        if reducer is None and dataclasses.is_dataclass(kind):
+            names = [f.name for f in dataclasses.fields(kind)]
+            if len(names) == 1:
+                reducer = functools.partial(_reduce_one, kind, operator.attrgetter(names[0]))
+            else:
+                reducer = functools.partial(_reduce, kind, operator.attrgetter(*names))
+        elif reducer is None:
+            reducer = operator.methodcaller("__reduce_ex__", _PROTOCOL)
         self[kind] = reducer
         return reducer
 
