@@ -10,6 +10,7 @@ after a kill -9 of the gateway (it finishes the commit it is in, as the thread w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copyreg
 import dataclasses
 import functools
@@ -88,8 +89,11 @@ _REDUCERS = _Reducers()
 
 
 class ProcessWriter:
-    """The writer's interface (writer.py) in front of the child; one batch at a time (the
-    service applies them in turn)."""
+    """The writer's interface (writer.py) in front of the child. Two batches may be handed
+    over at once (`in_flight`): the child then starts the next one as soon as it has
+    committed the last, without waiting for the gateway to read the answer and send more."""
+
+    in_flight = 2
 
     def __init__(self, url: URL, rules: RuleSettings, reply_state: ReplyState) -> None:
         # MappingProxyType does not pickle: the rules travel with a plain dict.
@@ -98,6 +102,8 @@ class ProcessWriter:
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._connecting = asyncio.Lock()
+        self._answers = asyncio.Lock()
         self._spawn()
 
     def _spawn(self) -> None:
@@ -121,19 +127,24 @@ class ProcessWriter:
     async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         if self._socket is None:
             self._spawn()
-        assert self._socket is not None
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(sock=self._socket)
+        async with self._connecting:
+            if self._streams is None:
+                assert self._socket is not None
+                self._streams = await asyncio.open_connection(sock=self._socket)
         reader, writer = self._streams
-        try:
-            writer.write(_frame((list(batch), now)))
-            size = int.from_bytes(await reader.readexactly(_SIZE), "little")
-            status, value = pickle.loads(await reader.readexactly(size))
-        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-            # Whether the child committed that batch is unknown: its emails get 451 (a
-            # retry is then a duplicate, exactly once); the next batch starts a new child.
-            self._stop(kill=True)
-            raise ProcessingError("the writer process ended") from exc
+        # Written at once, the batch takes its turn: the child answers in the order it reads,
+        # and the lock lets the callers read in the order they wrote (asyncio's is FIFO).
+        writer.write(_frame((list(batch), now)))
+        async with self._answers:
+            try:
+                size = int.from_bytes(await reader.readexactly(_SIZE), "little")
+                status, value = pickle.loads(await reader.readexactly(size))
+            except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+                # Whether the child committed that batch is unknown: its emails get 451 (a
+                # retry is then a duplicate, exactly once); the next batch starts a new child.
+                if self._streams is not None and self._streams[0] is reader:
+                    self._stop(kill=True)
+                raise ProcessingError("the writer process ended") from exc
         if status != "ok":
             raise ProcessingError(f"the batch failed in the writer process:\n{value}")
         written: list[Written] = value
@@ -143,6 +154,11 @@ class ProcessWriter:
         self._stop(kill=False)
 
     def _stop(self, *, kill: bool) -> None:
+        if self._socket is not None:
+            # The child sees its end of input now: a transport's close would only be done
+            # by the event loop, which the wait below holds up.
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         if self._streams is not None:
             self._streams[1].close()
         elif self._socket is not None:
