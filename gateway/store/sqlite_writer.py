@@ -10,6 +10,7 @@ driver as plain values; the per-batch reads and updates stay Core statements.
 from __future__ import annotations
 
 import asyncio
+import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +28,11 @@ from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
 from gateway.store import accounts
 from gateway.store.batch import (
     ACTIVE_FAULTS,
+    SMS_FIELDS,
     BatchWriter,
     CoreStatements,
     Row,
+    SmsRows,
     Statements,
     Written,
     fault_from_row,
@@ -52,7 +55,14 @@ class DriverInsert:
     the SQL and the column order as SQLAlchemy compiles them, and each column's bind
     conversion (aware datetimes → UTC text, JSON → text) as its type in tables.py defines it."""
 
-    def __init__(self, table: Table, dialect: Dialect, *, ignore_conflict: bool = False) -> None:
+    def __init__(
+        self,
+        table: Table,
+        dialect: Dialect,
+        *,
+        ignore_conflict: bool = False,
+        fields: Sequence[str] = (),
+    ) -> None:
         names = [c.name for c in table.c if c is not table.autoincrement_column]
         statement = sqlite.insert(table)
         if ignore_conflict:
@@ -67,12 +77,30 @@ class DriverInsert:
             if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
             is not None
         ]
+        # The columns that grouped rows take from each of their objects (grouped_values).
+        self._own = [operator.attrgetter(name) if name in fields else None for name in self.columns]
 
     def values(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """The rows as the driver takes them, a tuple of values in the SQL's column order.
         Built column by column and zipped: tuples of plain values leave the garbage
         collector's watch, lists never do (a batch holds thousands of rows)."""
-        by_column = [[row[name] for row in rows] for name in self.columns]
+        return self._zipped([[row[name] for row in rows] for name in self.columns])
+
+    def grouped_values(self, groups: Sequence[SmsRows]) -> list[tuple[Any, ...]]:
+        """`values` of the rows of these groups, each column taken whole from a group: the
+        attribute of that name of each of its SMS for the `fields`, else the value its rows
+        share."""
+        by_column: list[list[Any]] = [[] for _ in self.columns]
+        for group in groups:
+            shared, sent = group.shared, group.sent
+            for column, name, own in zip(by_column, self.columns, self._own, strict=True):
+                if own is None:
+                    column += [shared[name]] * len(sent)
+                else:
+                    column += map(own, sent)
+        return self._zipped(by_column)
+
+    def _zipped(self, by_column: list[list[Any]]) -> list[tuple[Any, ...]]:
         for conversion in self._conversions:
             by_column[conversion.index] = conversion.apply(by_column[conversion.index])
         return list(zip(*by_column, strict=True))
@@ -113,7 +141,7 @@ class _Inserts:
     def __init__(self, dialect: Dialect) -> None:
         self.claim = DriverInsert(email_ids, dialect, ignore_conflict=True)
         self.email = DriverInsert(emails, dialect)
-        self.sms = DriverInsert(sms, dialect)
+        self.sms = DriverInsert(sms, dialect, fields=SMS_FIELDS)
         self.replies = DriverInsert(replies, dialect)
 
 
@@ -150,12 +178,12 @@ class SqliteStatements(CoreStatements):
         assert email_row is not None
         return email_row
 
-    def insert_sms(self, rows: Sequence[Row]) -> None:
-        self._driver.executemany(self._inserts.sms.sql, self._inserts.sms.values(rows))
+    def insert_sms(self, groups: Sequence[SmsRows]) -> None:
+        insert = self._inserts.sms
+        self._driver.executemany(insert.sql, insert.grouped_values(groups))
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._driver.executemany(self._inserts.replies.sql, self._inserts.replies.values(rows))
-
 
 
 class SqliteWriter(BatchWriter):
