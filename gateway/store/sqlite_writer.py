@@ -79,6 +79,9 @@ class DriverInsert:
         ]
         # The columns that grouped rows take from each of their objects (grouped_values).
         self._own = [operator.attrgetter(name) if name in fields else None for name in self.columns]
+        self._process: list[Callable[[Any], Any] | None] = [None] * len(self.columns)
+        for conversion in self._conversions:
+            self._process[conversion.index] = conversion.process
 
     def values(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """The rows as the driver takes them, a tuple of values in the SQL's column order.
@@ -89,16 +92,22 @@ class DriverInsert:
     def grouped_values(self, groups: Sequence[SmsRows]) -> list[tuple[Any, ...]]:
         """`values` of the rows of these groups, each column taken whole from a group: the
         attribute of that name of each of its SMS for the `fields`, else the value its rows
-        share."""
+        share (converted once for them all)."""
         by_column: list[list[Any]] = [[] for _ in self.columns]
         for group in groups:
             shared, sent = group.shared, group.sent
-            for column, name, own in zip(by_column, self.columns, self._own, strict=True):
-                if own is None:
-                    column += [shared[name]] * len(sent)
-                else:
+            for column, name, own, process in zip(
+                by_column, self.columns, self._own, self._process, strict=True
+            ):
+                if own is not None:
                     column += map(own, sent)
-        return self._zipped(by_column)
+                else:
+                    value = shared[name] if process is None else process(shared[name])
+                    column += [value] * len(sent)
+        for conversion in self._conversions:
+            if self._own[conversion.index] is not None:
+                by_column[conversion.index] = conversion.apply(by_column[conversion.index])
+        return list(zip(*by_column, strict=True))
 
     def _zipped(self, by_column: list[list[Any]]) -> list[tuple[Any, ...]]:
         for conversion in self._conversions:
