@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -122,7 +123,13 @@ class NumberPlan:
 
 
 def number_plan(overrides: Mapping[str, str]) -> NumberPlan:
-    kinds = {**DEFAULT_PLAN, **overrides}
+    """The plan with these overrides: merged once per distinct overrides, not per request."""
+    return _merged(tuple(overrides.items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _merged(overrides: tuple[tuple[str, str], ...]) -> NumberPlan:
+    kinds = {**DEFAULT_PLAN, **dict(overrides)}
     return NumberPlan(kinds, tuple(sorted({len(p) for p in kinds if p}, reverse=True)))
 
 
