@@ -116,7 +116,7 @@ def _check_international(e164: str) -> tuple[int | None, str]:
 @dataclass(frozen=True, slots=True)
 class NumberPlan:
     """The default plan with the overrides merged in (an override replaces the default of the
-    same prefix) and the prefix lengths it holds, longest first: built once per request."""
+    same prefix) and the prefix lengths it holds, longest first: each length tried once."""
 
     kinds: Mapping[str, str]
     lengths: tuple[int, ...]

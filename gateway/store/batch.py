@@ -214,7 +214,8 @@ def apply_batch(
     db.lock_accounts(sorted({key for key in map(outcome.account_key, batch) if key}))
     book = _Book(db, now, rules, limiter, reply_state)
     written = [
-        book.apply_call(item) if isinstance(item, HttpCall) else book.apply(item) for item in batch
+        book.apply_call(item) if isinstance(item, HttpCall) else book.apply(item)
+        for item in batch
     ]
     book.flush()
     return written
