@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import phonenumbers
@@ -73,7 +75,12 @@ def check_format(raw: str, *, international_allowed: bool) -> tuple[int | None, 
 
     An accepted foreign number is returned in E.164 (+CC…); French ones as 0XXXXXXXXX.
     """
-    number = normalise(raw)
+    if len(raw) == 10 and raw.isascii() and raw.isdigit() and raw[0] == "0" and raw[1] != "0":
+        return None, raw  # a plain French number: what _check_normalised finds, found sooner
+    return _check_normalised(normalise(raw), international_allowed=international_allowed)
+
+
+def _check_normalised(number: str, *, international_allowed: bool) -> tuple[int | None, str]:
     if not number:
         return codes.NUMBER_MISSING, number
     foreign = _foreign_digits(number)
@@ -106,17 +113,45 @@ def _check_international(e164: str) -> tuple[int | None, str]:
     return None, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@dataclass(frozen=True, slots=True)
+class NumberPlan:
+    """The default plan with the overrides merged in (an override replaces the default of the
+    same prefix) and the prefix lengths it holds, longest first: each length tried once."""
+
+    kinds: Mapping[str, str]
+    lengths: tuple[int, ...]
+
+
+def number_plan(overrides: Mapping[str, str]) -> NumberPlan:
+    """The plan with these overrides: merged once per distinct overrides, not per request."""
+    return _merged(tuple(overrides.items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _merged(overrides: tuple[tuple[str, str], ...]) -> NumberPlan:
+    kinds = {**DEFAULT_PLAN, **dict(overrides)}
+    return NumberPlan(kinds, tuple(sorted({len(p) for p in kinds if p}, reverse=True)))
+
+
 def plan_code(number: str, overrides: Mapping[str, str]) -> int | None:
     """The number plan's code for a normalised number: 21, 22, or None for a mobile.
 
     The longest matching prefix wins; at equal length an override beats the default.
     International numbers (+…) and numbers no prefix covers get None.
     """
+    return plan_code_in(number, number_plan(overrides))
+
+
+def plan_code_in(number: str, plan: NumberPlan) -> int | None:
+    """`plan_code` with the plan already merged."""
     if number.startswith("+"):
         return None
-    for length in range(len(number), 0, -1):
+    kinds, size = plan.kinds, len(number)
+    for length in plan.lengths:
+        if length > size:
+            continue
         prefix = number[:length]
-        kind = overrides.get(prefix, DEFAULT_PLAN.get(prefix))
+        kind = kinds.get(prefix)
         if kind is not None:
             if kind not in _PLAN_CODES:
                 raise ValueError(f"number plan: unknown kind {kind!r} for prefix {prefix!r}")
@@ -129,7 +164,7 @@ def magic_code(number: str) -> int | None:
 
     0699000000, and 06990 followed by a code the annex does not list (0699000005), are
     ordinary mobiles: only the provider's own codes can be forced."""
-    match = _MAGIC.fullmatch(number)
+    match = _MAGIC.fullmatch(number) if number.startswith("06990") else None
     if match is None:
         return None
     code = int(match.group(1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
@@ -51,13 +52,10 @@ def not_report(email_id: str | None, results: Sequence[tuple[str, int]], *, numb
     ]
     for index, (tel, code) in enumerate(results, start=1):
         n = str(index) if numbered else ""
-        lines += [
-            f"<etat{n}>",
-            f"<code{n}>{code}</code{n}>",
-            f"<tel{n}>{_text(tel)}</tel{n}>",
-            f"<message{n}>{_text(codes.message(code))}</message{n}>",
-            f"</etat{n}>",
-        ]
+        lines.append(
+            f"<etat{n}>\n<code{n}>{code}</code{n}>\n<tel{n}>{_text(tel)}</tel{n}>\n"
+            f"<message{n}>{_message(code)}</message{n}>\n</etat{n}>"
+        )
     lines.append("")
     return "\n".join(lines)
 
@@ -67,6 +65,13 @@ def encode(body: str) -> bytes:
     return body.encode(CHARSET, "xmlcharrefreplace")
 
 
+@functools.lru_cache(maxsize=256)
+def _message(code: int) -> str:
+    return _text(codes.message(code))
+
+
 def _text(value: str) -> str:
+    if value.isalnum():
+        return value  # nothing to remove or escape: the common tel, hundreds per report
     # Control characters (a CR in a tel value would become a line break on the wire) go.
     return escape(_CONTROL.sub("", value))

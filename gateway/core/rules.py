@@ -87,6 +87,7 @@ class _Shared:
     quiet: bool
     ucs2: bool
     tracker: str
+    plan: numbers.NumberPlan
 
 
 def decide(
@@ -162,6 +163,7 @@ def _shared(
         and quiet_hours.is_quiet(sent_at, alsace_moselle=settings.alsace_moselle),
         ucs2=request.ucs2,
         tracker=tracker,
+        plan=numbers.number_plan(settings.number_plan),
     )
 
 
@@ -179,14 +181,14 @@ def _judge(
     )
     if code is not None:
         return code, None
-    forced = _fault(number, account.keyid, faults, fault_left)
+    forced = _fault(number, account.keyid, faults, fault_left) if faults else None
     if forced is None and settings.magic_numbers:
         forced = numbers.magic_code(number)
     if forced:  # a forced 0 is no failure: the ordinary rules go on
         return forced, None
     if number in account.blacklist:
         return codes.BLACKLISTED, None
-    plan = numbers.plan_code(number, settings.number_plan)
+    plan = numbers.plan_code_in(number, shared.plan)
     if plan is not None:
         return plan, None
     if shared.sender_code is not None:

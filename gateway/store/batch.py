@@ -27,6 +27,7 @@ from gateway.core.model import (
     Intake,
     ReplyState,
     RuleSettings,
+    Sms,
     SmsState,
 )
 from gateway.core.outcome import Outcome
@@ -53,6 +54,25 @@ class Written:
     code: int | None = None
 
 
+# The columns of `sms` that an SMS gives (its fields of the same name); its request gives the rest.
+SMS_FIELDS = ("to", "sender", "text", "parts", "encoding", "tracker")
+
+
+@dataclass(frozen=True, slots=True)
+class SmsRows:
+    """The `sms` rows of one decided request: the columns they share, and its SMS in order.
+    Given to the database as they are: a driver can build its rows column by column."""
+
+    shared: Row
+    sent: tuple[Sms, ...]
+
+    def rows(self) -> list[Row]:
+        return [
+            {**self.shared, **{name: getattr(one, name) for name in SMS_FIELDS}}
+            for one in self.sent
+        ]
+
+
 class Statements(Protocol):
     """What one database runs inside a batch's write transaction."""
 
@@ -71,7 +91,7 @@ class Statements(Protocol):
     def insert_email(self, row: Row) -> int:
         """Insert the email's row; its id."""
 
-    def insert_sms(self, rows: Sequence[Row]) -> None: ...
+    def insert_sms(self, groups: Sequence[SmsRows]) -> None: ...
 
     def insert_replies(self, rows: Sequence[Row]) -> None: ...
 
@@ -233,7 +253,7 @@ class _Book:
         self._debits: dict[int, int] = {}
         self._counts: dict[tuple[int, str], int] = {}  # SMS per (account id, channel)
         self._spent: dict[int, int] = {}
-        self._sms: list[Row] = []
+        self._sms: list[SmsRows] = []
         self._replies: list[Row] = []
 
     def apply(self, inbound: Inbound) -> Written:
@@ -344,28 +364,22 @@ class _Book:
         due_at: datetime | None = None,
     ) -> None:
         """Record what a decided request sends and spends, and what the next ones see of it."""
-        state = SmsState.SCHEDULED if due_at is not None else SmsState.SENT
-        self._sms.extend(
-            {
+        state = (SmsState.SCHEDULED if due_at is not None else SmsState.SENT).value
+        sent = result.sms
+        account_id, via = account.id, channel.value
+        if sent:
+            shared = {
                 "email_row": email_row,
-                "account_id": account.id,
-                "to": sms.to,
-                "sender": sms.sender,
-                "text": sms.text,
-                "parts": sms.parts,
-                "encoding": sms.encoding,
-                "tracker": sms.tracker,
+                "account_id": account_id,
                 "email_id": result.email_id,
                 "created_at": self._now,
-                "channel": channel.value,
-                "state": state.value,
+                "channel": via,
+                "state": state,
                 "due_at": due_at,
             }
-            for sms in result.sms
-        )
-        if result.sms:
-            counted = (account.id, channel.value)
-            self._counts[counted] = self._counts.get(counted, 0) + len(result.sms)
+            self._sms.append(SmsRows(shared, sent))
+            counted = (account_id, via)
+            self._counts[counted] = self._counts.get(counted, 0) + len(sent)
         if result.debit:
             self._limiter.spend(account, result.debit)
             self._accounts[account.keyid] = dataclasses.replace(

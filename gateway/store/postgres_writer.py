@@ -17,6 +17,7 @@ from gateway.store.batch import (
     BatchWriter,
     CoreStatements,
     Row,
+    SmsRows,
     Statements,
     fault_from_row,
 )
@@ -72,12 +73,11 @@ class PostgresStatements(CoreStatements):
         inserted: int = self._conn.execute(_INSERT_EMAIL, row).scalar_one()
         return inserted
 
-    def insert_sms(self, rows: Sequence[Row]) -> None:
-        self._conn.execute(_INSERT_SMS, rows)
+    def insert_sms(self, groups: Sequence[SmsRows]) -> None:
+        self._conn.execute(_INSERT_SMS, [row for group in groups for row in group.rows()])
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._conn.execute(_INSERT_REPLY, rows)
-
 
 
 class PostgresWriter(BatchWriter):

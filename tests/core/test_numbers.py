@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core import codes
+from gateway.core import codes, numbers
 from gateway.core.numbers import DEFAULT_PLAN, check_format, magic_code, normalise, plan_code
 
 
@@ -208,3 +208,85 @@ def test_default_plan_is_read_only() -> None:
 )
 def test_magic_code(number: str, expected: int | None) -> None:
     assert magic_code(number) == expected
+
+
+_TRICKY = [
+    "0601020304",
+    "0712345678",
+    "0100000000",
+    "0600012345",
+    "0699000021",
+    "0699000000",
+    "0033612345",  # ten digits in 00: the international prefix, not a French number
+    "0044791112",
+    "06 01 02 03 04",
+    " 0601020304",
+    "+33601020304",
+    "0033601020304",
+    "33601020304",
+    "+33 (0)6 01 02 03 04",
+    "+447911123456",
+    "0044 7911 123456",
+    "060102030",
+    "06010203045",
+    "06O1020304",
+    "０６０１０２０３０４",  # fullwidth digits: isdigit but not ASCII
+    "06\u00a001\u00a002\u00a003\u00a004",
+    "",
+]
+
+
+@pytest.mark.parametrize("international_allowed", [False, True])
+@pytest.mark.parametrize("raw", _TRICKY)
+def test_check_format_fast_path_agrees_with_the_general_path(
+    raw: str, international_allowed: bool
+) -> None:
+    general = numbers._check_normalised(normalise(raw), international_allowed=international_allowed)
+    assert check_format(raw, international_allowed=international_allowed) == general
+
+
+def _plan_code_by_every_length(number: str, overrides: dict[str, str]) -> int | None:
+    """The number plan as SPEC §6 words it: every prefix from the longest, override first."""
+    if number.startswith("+"):
+        return None
+    for length in range(len(number), 0, -1):
+        kind = overrides.get(number[:length], DEFAULT_PLAN.get(number[:length]))
+        if kind is not None:
+            return {"mobile": None, "unassigned": 21, "fixed": 21, "full_mvno": 22}[kind]
+    return None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"06": "unassigned"},  # equal length: the override wins
+        {"0600": "mobile"},  # shorter than the reserve's 06000…: the reserve still wins
+        {"06000": "mobile"},  # equal length with the reserve
+        {"0612": "full_mvno", "06123": "mobile"},
+        {"0712345678": "fixed", "1": "fixed"},
+        {"+44": "fixed", "07123456789": "fixed"},  # longer than any number
+    ],
+)
+@pytest.mark.parametrize(
+    "number",
+    [
+        "0601020304",
+        "0600012345",
+        "0612345678",
+        "0612445678",
+        "0712345678",
+        "0712345679",
+        "0912345678",
+        "0012345678",
+        "1234",
+        "+447911123456",
+        "06",
+    ],
+)
+def test_merged_plan_agrees_with_trying_every_prefix(
+    number: str, overrides: dict[str, str]
+) -> None:
+    expected = _plan_code_by_every_length(number, overrides)
+    assert plan_code(number, overrides) == expected
+    assert numbers.plan_code_in(number, numbers.number_plan(overrides)) == expected

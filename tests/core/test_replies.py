@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from xml.sax.saxutils import escape
+
 import pytest
 
-from gateway.core import replies
+from gateway.core import codes, replies
 
 ACK_0 = (
     '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
@@ -79,3 +82,43 @@ def test_encoding_is_latin1_with_character_references_beyond() -> None:
 )
 def test_reply_address_is_exactly_one_plain_address(given: str, expected: str | None) -> None:
     assert replies.reply_address(given) == expected
+
+
+def _not_line_by_line(email_id: str, results: list[tuple[str, int]], *, numbered: bool) -> str:
+    """The Not body as the document shows it: five lines per number, every value escaped."""
+
+    def text(value: str) -> str:
+        return escape(re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", "", value))
+
+    lines = [replies.DECLARATION, "<etatNot>", f"<emailId>{text(email_id)}</emailId>", "</etatNot>"]
+    for index, (tel, code) in enumerate(results, start=1):
+        n = str(index) if numbered else ""
+        lines += [
+            f"<etat{n}>",
+            f"<code{n}>{code}</code{n}>",
+            f"<tel{n}>{text(tel)}</tel{n}>",
+            f"<message{n}>{text(codes.message(code))}</message{n}>",
+            f"</etat{n}>",
+        ]
+    return "\n".join([*lines, ""])
+
+
+@pytest.mark.parametrize("numbered", [False, True])
+def test_not_of_plain_numbers_is_the_documents_shape_escaped_or_not(numbered: bool) -> None:
+    results = [
+        ("0601020304", 0),
+        ("06 01 02 03 04", 7),
+        ("+33601020304", 0),
+        ("06<01>&02", 7),
+        ("06\r\n01", 7),
+        ("０６０１０２０３０４", 7),
+        ("", 6),
+        ("abc", 7),
+        ("0699000024", 24),
+        ("0699001000", 1000),
+        ("0699000999", 999),
+        ("0601020304", 27),
+        ("0601020304", 12345),  # no annex message: the generic one
+    ]
+    expected = _not_line_by_line("42", results, numbered=numbered)
+    assert replies.not_report("42", results, numbered=numbered) == expected

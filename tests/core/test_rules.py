@@ -287,3 +287,47 @@ def test_a_deferred_send_is_judged_for_quiet_hours_at_its_due_time() -> None:
     morning = _request("0601020304", due_at=TUESDAY_10H)
     early = TUESDAY_21H.replace(hour=5)  # 06:00 in Paris, before the quiet hours end
     assert rules.decide(morning, ACCOUNT, early, SETTINGS).results[0].code == 0
+
+
+@pytest.mark.parametrize(
+    ("tel", "faults", "code"),
+    [
+        ("0601020304", (), codes.OK),
+        ("06 01 02 03 04", (), codes.OK),
+        ("+33601020304", (), codes.OK),
+        ("0033601020304", (), codes.OK),
+        ("33601020304", (), codes.OK),
+        ("0033612345", (), codes.COUNTRY_NOT_ALLOWED),
+        ("+447911123456", (), codes.COUNTRY_NOT_ALLOWED),
+        ("060102030", (), codes.NUMBER_NOT_10_DIGITS),
+        ("０６０１０２０３０４", (), codes.NUMBER_NOT_10_DIGITS),
+        ("0699000021", (), 21),
+        ("0699000012", (), 12),
+        ("0699000000", (), codes.OK),
+        ("0612000000", (), codes.FULL_MVNO),  # the override "0612"
+        ("0612345678", (), codes.OK),  # the longer override "061234567" (mobile)
+        ("0600512345", (), codes.OK),  # the override "06005" at the reserve's length
+        ("0600412345", (), codes.NOT_ASSIGNED),  # the reserve, longer than "06"
+        ("0701020304", (), codes.NOT_ASSIGNED),  # the override "07" at the default's length
+        ("0711111111", (), codes.BLACKLISTED),  # the blacklist before the plan
+        ("07 11 11 11 11", (), codes.BLACKLISTED),
+        ("0612000000", (Fault(1, 29, 1, number="0612000000"),), 29),  # a fault before the plan
+        ("0699000021", (Fault(1, 12, 1, keyid="demo"),), 12),  # a fault before a magic code
+        ("0711111111", (Fault(1, 12, 1, keyid="other"),), codes.BLACKLISTED),
+        ("0711111111", (Fault(1, 0, 1),), codes.BLACKLISTED),  # a forced 0 goes on
+        ("0601020304", (Fault(1, 12, 1, number="0601020305"),), codes.OK),
+    ],
+)
+def test_each_rule_in_order_whatever_the_number_looks_like(
+    tel: str, faults: tuple[Fault, ...], code: int
+) -> None:
+    """The common case's shortcuts (a plain 0X number, a merged plan, no faults) agree with
+    the number's general path and keep SPEC §6's order."""
+    settings = RuleSettings(
+        number_plan=MappingProxyType(
+            {"06005": "mobile", "0612": "full_mvno", "061234567": "mobile", "07": "fixed"}
+        )
+    )
+    account = dataclasses.replace(ACCOUNT, blacklist=frozenset({"0711111111"}))
+    decision = rules.decide(_request(tel), account, TUESDAY_10H, settings, faults=faults)
+    assert [r.code for r in decision.results] == [code]

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import AccountSettings
 from gateway.core import intake
-from gateway.core.model import EmailStatus, Inbound, ReadLimits, ReplyState, RuleSettings
+from gateway.core.model import EmailStatus, Inbound, ReadLimits, ReplyState, RuleSettings, Sms
 from gateway.errors import ProcessingError
 from gateway.store import accounts as account_store
 from gateway.store import migrate
+from gateway.store.batch import SMS_FIELDS, SmsRows
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.postgres_writer import PostgresWriter
 from gateway.store.sqlite_writer import DriverInsert, SqliteWriter
@@ -352,6 +353,30 @@ def test_driver_rows_are_the_rows_sqlalchemy_writes(table: Table, tmp_path: Path
     engine.dispose()
     assert by_core == by_driver
     assert set(driver_insert.columns) == set(columns)
+
+
+def test_grouped_sms_values_are_the_values_of_their_rows() -> None:
+    """The SMS of each request given grouped (shared columns once, the rest from each SMS)
+    reach the driver as the same tuples as one row per SMS, in the same order."""
+    sent = tuple(
+        Sms(to=f"060102030{i}", sender="36111", text=f"t{i % 2}", parts=1 + i, encoding="gsm7")
+        for i in range(4)
+    )
+    shared = {
+        "email_row": 1,
+        "account_id": 1,
+        "email_id": "1",
+        "created_at": NOW,
+        "channel": "mail",
+        "state": "sent",
+        "due_at": None,
+    }
+    later = {**shared, "email_row": None, "channel": "http", "state": "scheduled", "due_at": NOW}
+    groups = [SmsRows(shared, sent[:3]), SmsRows(later, sent[3:]), SmsRows(shared, sent[1:2])]
+    insert = DriverInsert(sms, create_engine("sqlite://").dialect, fields=SMS_FIELDS)
+    rows = [row for group in groups for row in group.rows()]
+    assert insert.grouped_values(groups) == insert.values(rows)
+    assert len(rows) == 5 and rows[3]["to"] == "0601020303" and rows[3]["state"] == "scheduled"
 
 
 SAMPLE: dict[str, Any] = {
