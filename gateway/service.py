@@ -68,35 +68,16 @@ class Service:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
 
     async def run(self) -> None:
-        """The writer's loop: takes every email waiting, applies them as one batch, answers;
-        up to the writer's `in_flight` batches handed over at once."""
-        slots = asyncio.Semaphore(self._writer.in_flight)
-        running: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                await slots.acquire()
-                batch = [await self._queue.get()]
-                while len(batch) < MAX_BATCH and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                task = asyncio.create_task(self._apply_in_turn(batch, slots))
-                running.add(task)
-                task.add_done_callback(running.discard)
-        finally:
-            for task in running:  # cancelled with the service: its batches are answered 451
-                task.cancel()
-
-    async def _apply_in_turn(self, batch: Sequence[_Job], slots: asyncio.Semaphore) -> None:
-        try:
-            await self._apply_batch(batch)
-        except Exception:  # never a client left waiting: what was not answered gets a 451
-            log.exception("a batch of %d could not be answered", len(batch))
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(ProcessingError("the email could not be applied"))
-        finally:
-            slots.release()
-            for _ in batch:
-                self._queue.task_done()
+        """The writer's loop: takes every email waiting, applies them as one batch, answers."""
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._apply_batch(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     async def drain(self, timeout: float) -> None:
         """Wait until every email handed to the writer has been committed (or failed)."""

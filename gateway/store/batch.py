@@ -170,8 +170,6 @@ class BatchWriter(ABC):
     """Applies a batch in one transaction of its database; what a rolled-back batch spent
     of the rate limit is given back (nothing of it was sent)."""
 
-    in_flight = 1  # batches handed over at once: one transaction at a time
-
     def __init__(self, rules: RuleSettings, reply_state: ReplyState) -> None:
         self._rules = rules
         self._reply_state = reply_state

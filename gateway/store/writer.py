@@ -20,8 +20,6 @@ __all__ = ["Writer", "Written", "open_writer"]
 
 
 class Writer(Protocol):
-    in_flight: int  # batches the service may hand over before the first is answered
-
     async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         """Apply every email of the batch in one transaction and commit it, all or nothing:
         raises when any of them failed (its rate-limit tokens are then given back)."""

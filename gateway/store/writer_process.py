@@ -89,11 +89,8 @@ _REDUCERS = _Reducers()
 
 
 class ProcessWriter:
-    """The writer's interface (writer.py) in front of the child. Two batches may be handed
-    over at once (`in_flight`): the child then starts the next one as soon as it has
-    committed the last, without waiting for the gateway to read the answer and send more."""
-
-    in_flight = 2
+    """The writer's interface (writer.py) in front of the child; one batch at a time (the
+    service applies them in turn)."""
 
     def __init__(self, url: URL, rules: RuleSettings, reply_state: ReplyState) -> None:
         # MappingProxyType does not pickle: the rules travel with a plain dict.
@@ -102,8 +99,6 @@ class ProcessWriter:
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._connecting = asyncio.Lock()
-        self._answers = asyncio.Lock()
         self._spawn()
 
     def _spawn(self) -> None:
@@ -127,24 +122,19 @@ class ProcessWriter:
     async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         if self._socket is None:
             self._spawn()
-        async with self._connecting:
-            if self._streams is None:
-                assert self._socket is not None
-                self._streams = await asyncio.open_connection(sock=self._socket)
+        assert self._socket is not None
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(sock=self._socket)
         reader, writer = self._streams
-        # Written at once, the batch takes its turn: the child answers in the order it reads,
-        # and the lock lets the callers read in the order they wrote (asyncio's is FIFO).
-        writer.write(_frame((list(batch), now)))
-        async with self._answers:
-            try:
-                size = int.from_bytes(await reader.readexactly(_SIZE), "little")
-                status, value = pickle.loads(await reader.readexactly(size))
-            except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-                # Whether the child committed that batch is unknown: its emails get 451 (a
-                # retry is then a duplicate, exactly once); the next batch starts a new child.
-                if self._streams is not None and self._streams[0] is reader:
-                    self._stop(kill=True)
-                raise ProcessingError("the writer process ended") from exc
+        try:
+            writer.write(_frame((list(batch), now)))
+            size = int.from_bytes(await reader.readexactly(_SIZE), "little")
+            status, value = pickle.loads(await reader.readexactly(size))
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            # Whether the child committed that batch is unknown: its emails get 451 (a
+            # retry is then a duplicate, exactly once); the next batch starts a new child.
+            self._stop(kill=True)
+            raise ProcessingError("the writer process ended") from exc
         if status != "ok":
             raise ProcessingError(f"the batch failed in the writer process:\n{value}")
         written: list[Written] = value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -285,40 +284,12 @@ async def test_a_writer_process_that_died_is_replaced_for_the_next_batch(
             await writer.apply([two], NOW)
         (written,) = await writer.apply([two], NOW)
         assert writer.pid not in (None, child)
+        replacement = writer._process
     finally:
         writer.close()
     assert written.codes == (0,)
-
-
-async def test_batches_handed_to_the_writer_process_together_are_answered_each_its_own(
-    sqlite_engine: AsyncEngine,
-) -> None:
-    def email(n: int) -> Inbound:
-        return inbound(f"<keyid>demo</keyid><num>06010203{n:02d}</num><emailId>{n}</emailId>")
-
-    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
-    assert isinstance(writer, ProcessWriter) and writer.in_flight == 2
-    try:
-        answers = await asyncio.gather(
-            *(writer.apply([email(n), email(n + 50)], NOW) for n in range(1, 9))
-        )
-        child = writer.pid
-        assert child is not None
-        os.kill(child, signal.SIGKILL)
-        lost = await asyncio.gather(
-            writer.apply([email(20)], NOW), writer.apply([email(21)], NOW), return_exceptions=True
-        )
-        (after,) = await writer.apply([email(22)], NOW)
-    finally:
-        writer.close()
-    rows = [w.email_row for pair in answers for w in pair]
-    assert rows == sorted(rows) and len(set(rows)) == 16  # in the order handed over
-    async with sqlite_engine.connect() as conn:
-        stored = dict((await conn.execute(select(emails.c.id, emails.c.email_id))).all())
-    assert [stored[w.email_row] for w in answers[0]] == ["1", "51"]
-    assert [stored[w.email_row] for w in answers[7]] == ["8", "58"]
-    assert all(isinstance(e, ProcessingError) for e in lost)
-    assert after.codes == (0,)
+    # Closed, the new child ended on its own (its end of input seen at once), not killed.
+    assert replacement is not None and replacement.returncode == 0
 
 
 async def test_the_writer_process_ends_when_the_writer_is_closed(
