@@ -53,18 +53,20 @@ ARGS = [
 ]
 
 
-@pytest.mark.parametrize("local_part_limit", [0, 64])
-async def test_the_same_reading_as_aiosmtpd_hit_or_miss(local_part_limit: int) -> None:
+def _servers() -> tuple[gateway_smtp._GatewaySMTP, SMTP]:
+    """The gateway's SMTP server and aiosmtpd's own, side by side (no connection)."""
     loop = asyncio.get_running_loop()
     settings = load_settings(None).smtp
+    handler = gateway_smtp.Handler(None, settings.gateway_addresses)  # type: ignore[arg-type]
     ours = gateway_smtp._GatewaySMTP(
-        gateway_smtp._Listener(settings),
-        None,
-        False,
-        gateway_smtp.Handler(None, settings.gateway_addresses),  # type: ignore[arg-type]
-        loop=loop,
+        gateway_smtp._Listener(settings), None, False, handler, loop=loop
     )
-    theirs = SMTP(gateway_smtp.Handler(None, ()), loop=loop)  # type: ignore[arg-type]
+    return ours, SMTP(handler, loop=loop)
+
+
+@pytest.mark.parametrize("local_part_limit", [0, 64])
+async def test_the_same_reading_as_aiosmtpd_hit_or_miss(local_part_limit: int) -> None:
+    ours, theirs = _servers()
     ours.local_part_limit = theirs.local_part_limit = local_part_limit
     gateway_smtp._ADDRESSES.clear()
     for round_ in ("first (parsed)", "second (remembered)"):
@@ -74,15 +76,7 @@ async def test_the_same_reading_as_aiosmtpd_hit_or_miss(local_part_limit: int) -
 
 
 async def test_the_memory_stays_bounded() -> None:
-    loop = asyncio.get_running_loop()
-    settings = load_settings(None).smtp
-    ours = gateway_smtp._GatewaySMTP(
-        gateway_smtp._Listener(settings),
-        None,
-        False,
-        gateway_smtp.Handler(None, ()),  # type: ignore[arg-type]
-        loop=loop,
-    )
+    ours, _ = _servers()
     for i in range(gateway_smtp._ADDRESSES_KEPT + 500):
         expected = (f"user{i}@example.com", f"SIZE={i}")
         assert ours._getaddr(f"<user{i}@example.com> SIZE={i}") == expected
@@ -94,16 +88,7 @@ async def test_generated_arguments_read_the_same() -> None:
     # that diverged from aiosmtpd's on any of them would show here.
     import random
 
-    loop = asyncio.get_running_loop()
-    settings = load_settings(None).smtp
-    ours = gateway_smtp._GatewaySMTP(
-        gateway_smtp._Listener(settings),
-        None,
-        False,
-        gateway_smtp.Handler(None, ()),  # type: ignore[arg-type]
-        loop=loop,
-    )
-    theirs = SMTP(gateway_smtp.Handler(None, ()), loop=loop)  # type: ignore[arg-type]
+    ours, theirs = _servers()
     pieces = ["<", ">", "a", "b.c", "@", "ex.com", " ", "\t", "(c)", '"', "\\", "SIZE=1", "="]
     pieces += [":", ",", "[1.2.3.4]", "é"]
     rng = random.Random(20261201)
