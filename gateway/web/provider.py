@@ -104,6 +104,18 @@ def refusal(error: GeneralError) -> Response:
     return JSONResponse(httpapi.error_body(error), 400)
 
 
+async def caller(deps: ProviderDeps, key: str, request: Request) -> Account:
+    """The account of a non-empty keyid, authorised: Refused with 3 (unknown keyid) or 14
+    (the client's IP is not among the account's)."""
+    async with deps.engine.connect() as conn:
+        account = await accounts.snapshot(conn, key, lock=False)
+    client_ip = request.client.host if request.client else ""
+    code = rules.authorise_key(key, account, client_ip=client_ip)
+    if code is not None or account is None:
+        raise Refused(GeneralError(code or codes.BAD_CREDENTIALS, "keyid"))
+    return account
+
+
 def authorised(deps: ProviderDeps, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint: reads the fields, authorises the keyid (1, 3) and the client's
     IP (14), then calls `endpoint`; any general error, there or inside, answers 400."""
@@ -111,14 +123,38 @@ def authorised(deps: ProviderDeps, endpoint: Endpoint) -> Callable[[Request], Aw
     async def handle(request: Request) -> Response:
         try:
             fields = await read_fields(request)
-            key = httpapi.keyid(fields)
-            async with deps.engine.connect() as conn:
-                account = await accounts.snapshot(conn, key, lock=False)
-            client_ip = request.client.host if request.client else ""
-            code = rules.authorise_key(key, account, client_ip=client_ip)
-            if code is not None or account is None:
-                return refusal(GeneralError(code or codes.BAD_CREDENTIALS, "keyid"))
+            account = await caller(deps, httpapi.keyid(fields), request)
             return await endpoint(Call(fields, account, request))
+        except Refused as refused:
+            return refusal(refused.error)
+
+    return handle
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A send's call: its fields and non-empty keyid; the account is the writer's to read and
+    authorise (it does, in its transaction), or `authorised()`'s when the call needs it first."""
+
+    fields: Mapping[str, FieldValue]
+    key: str
+    request: Request
+    deps: ProviderDeps
+
+    async def authorised(self) -> Account:
+        return await caller(self.deps, self.key, self.request)
+
+
+def keyed(
+    deps: ProviderDeps, endpoint: Callable[[Send], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """`authorised` for the sends, less the account's reading: an authorised send (the usual
+    call) reads it once, in the writer, not twice; any general error answers 400."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            fields = await read_fields(request)
+            return await endpoint(Send(fields, httpapi.keyid(fields), request, deps))
         except Refused as refused:
             return refusal(refused.error)
 
@@ -148,8 +184,6 @@ class ProviderApi:
 
     def routes(self) -> list[BaseRoute]:
         endpoints: list[tuple[str, Endpoint, list[str]]] = [
-            ("/sms", self.sms, ["POST"]),
-            ("/smsmulti", self.sms_multi, ["POST"]),
             ("/comptage", self.count, ["GET", "POST"]),
             ("/credit", self.credit, ["GET", "POST"]),
             ("/setlistenoire", self.set_blacklist, ["GET", "POST"]),
@@ -158,20 +192,25 @@ class ProviderApi:
             ("/hlr", self.hlr, ["GET", "POST"]),
             ("/campagne", self.campaign, ["GET", "POST"]),
         ]
-        return cgi_routes(self.deps, endpoints)
+        return [
+            Route("/cgi-bin/sms", keyed(self.deps, self.sms), methods=["POST"]),
+            Route("/cgi-bin/smsmulti", keyed(self.deps, self.sms_multi), methods=["POST"]),
+            *cgi_routes(self.deps, endpoints),
+        ]
 
     # Sending ----------------------------------------------------------------------------------
 
-    async def sms(self, call: Call) -> Response:
+    async def sms(self, call: Send) -> Response:
         return await self._send(call, multi=False)
 
-    async def sms_multi(self, call: Call) -> Response:
+    async def sms_multi(self, call: Send) -> Response:
         return await self._send(call, multi=True)
 
-    async def _send(self, call: Call, *, multi: bool) -> Response:
+    async def _send(self, call: Send, *, multi: bool) -> Response:
         """Judged and committed through the same pipeline as mail (rules, credit, faults,
         rate limit); one entry per number in request order, or a general error (400) with
-        nothing sent or debited."""
+        nothing sent or debited. A keyid or IP error comes before any other: the account is
+        read here when the call has another (or names a directory), else by the writer."""
         send = self.deps.send
         if send is None:
             raise RuntimeError("the provider's API sends only on a running gateway")
@@ -184,6 +223,7 @@ class ProviderApi:
             directory=directory,
         )
         if isinstance(request, GeneralError):
+            await call.authorised()
             return refusal(request)
         client_ip = call.request.client.host if call.request.client else ""
         written = await send(HttpCall(request, client_ip))
@@ -202,14 +242,15 @@ class ProviderApi:
         ]
         return answer(httpapi.etat(entries))
 
-    async def _directory(self, call: Call) -> list[str]:
+    async def _directory(self, call: Send) -> list[str]:
         """The numbers of the `repertoireId` directory (this account's), sent after `num`."""
         given = (httpapi.text(call.fields, "repertoireId") or "").strip()
         if not given:
             return []
+        account = await call.authorised()
         directory_id = int(given) if given.isascii() and given.isdigit() and len(given) <= 18 else 0
         async with self.deps.engine.connect() as conn:
-            found = await directories.directory_numbers(conn, call.account.id, directory_id)
+            found = await directories.directory_numbers(conn, account.id, directory_id)
         if found is None:
             raise Refused(GeneralError(codes.INTERNAL, "repertoireId", "no such directory"))
         return found

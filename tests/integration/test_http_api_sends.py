@@ -139,6 +139,35 @@ def test_a_client_outside_the_allowed_ips_is_14(
     assert entry["code"] == "14"
 
 
+@pytest.mark.parametrize("path", ["/sms", "/smsmulti"])
+def test_a_keyid_or_ip_error_comes_before_any_other_error_of_a_send(
+    gateway_on: RunningGateway, api: httpx.Client, path: str
+) -> None:
+    # The account of an authorised send is read by the writer alone; a call with another
+    # error still answers the keyid's (3) or the IP's (14) first, as every other endpoint.
+    fenced = gateway_on.add_account(domains=["example.com"], credit=5, allowed_ips=["192.0.2.1"])
+    cases = [
+        ({"keyid": "nobody", "num": "0601020304", "sms": "x"}, "3"),  # the writer's answer
+        ({"keyid": "nobody", "sms": "x"}, "3"),  # no num either
+        ({"keyid": "nobody", "num": "0601020304"}, "3"),  # no sms either
+        ({"keyid": fenced["keyid"], "num": "0601020304"}, "14"),
+        ({"keyid": fenced["keyid"], "num": "0601020304", "sms": "x"}, "14"),
+        ({"keyid": "demo", "num": "0601020304"}, "999" if path == "/smsmulti" else None),
+        ({"keyid": "", "num": "0601020304", "sms": "x"}, "1"),
+    ]
+    if path == "/smsmulti":
+        cases.append(({"keyid": "nobody", "repertoireId": "1", "sms": "x"}, "3"))
+        cases.append(({"keyid": fenced["keyid"], "repertoireId": "1", "sms": "x"}, "14"))
+    for body, code in cases:
+        (entry,) = _entries(_post(api, path, 400, **body))
+        if code is not None:
+            assert entry["code"] == code, body
+        else:  # the field's own error, whatever its code
+            assert entry["code"] not in ("1", "3", "14"), body
+    assert gateway_on.sms() == []
+    assert gateway_on.account(fenced["keyid"])["credit"] == 5
+
+
 def test_a_deferred_send_is_scheduled_then_sent_when_the_clock_passes(
     gateway_on: RunningGateway, api: httpx.Client
 ) -> None:
