@@ -151,6 +151,8 @@ def say(message: str) -> None:
 def brief(result: dict[str, Any]) -> str:
     latency = result["latency_ms"]
     errors = f", errors {result['errors']}" if result["errors"] else ""
+    if result.get("reconnects"):
+        errors += f", {result['reconnects']} sessions ended by the server (421), email resent"
     return (
         f"{result['ok']} ok in {result['elapsed']:.1f}s: {result['msgs_per_s']:.0f} msg/s, "
         f"p50 {latency.get('p50', 0):.1f} ms, p99 {latency.get('p99', 0):.1f} ms{errors}"
