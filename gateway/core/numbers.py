@@ -55,7 +55,7 @@ def normalise(raw: str) -> str:
     A trunk 0 written after the country code ("+33 (0)6 01 02 03 04") is dropped, as
     libphonenumber does, rather than read as the international prefix 00.
     """
-    if len(raw) == 10 and raw.isascii() and raw.isdigit() and raw[0] == "0":
+    if len(raw) == 10 and raw.isascii() and raw.isdigit() and raw[0] == "0" and raw[1] != "0":
         return raw  # already normal: the common case, hundreds of times per request
     number = "".join(c for c in raw if not c.isspace() and c not in _SEPARATORS)
     for prefix in ("+33", "0033"):

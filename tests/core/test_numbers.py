@@ -28,6 +28,8 @@ from gateway.core.numbers import DEFAULT_PLAN, check_format, magic_code, normali
         ("+44 7911 123456", "+447911123456"),
         ("0044 7911 123456", "00447911123456"),
         ("3360102030", "3360102030"),  # 10 digits: not the 33… form
+        ("0033612345", "0612345"),  # 10 digits, but 0033…: read as its spaced form is
+        (" 0033612345", "0612345"),
         ("abc", "abc"),
         ("", ""),
         ("   ", ""),
@@ -35,6 +37,12 @@ from gateway.core.numbers import DEFAULT_PLAN, check_format, magic_code, normali
 )
 def test_normalise_strips_separators_and_french_prefixes(raw: str, expected: str) -> None:
     assert normalise(raw) == expected
+
+
+def test_a_short_0033_number_gets_one_code_however_it_is_spaced() -> None:
+    # 0033 + 6 digits is a French number too short (7), not a foreign one (27).
+    for raw in ("0033612345", " 0033612345", "0033 612345"):
+        assert check_format(raw, international_allowed=False) == (7, "0612345"), raw
 
 
 @pytest.mark.parametrize(

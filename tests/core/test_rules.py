@@ -297,7 +297,7 @@ def test_a_deferred_send_is_judged_for_quiet_hours_at_its_due_time() -> None:
         ("+33601020304", (), codes.OK),
         ("0033601020304", (), codes.OK),
         ("33601020304", (), codes.OK),
-        ("0033612345", (), codes.COUNTRY_NOT_ALLOWED),
+        ("0033612345", (), codes.NUMBER_NOT_10_DIGITS),  # 0033… becomes 0612345 (SPEC §6)
         ("+447911123456", (), codes.COUNTRY_NOT_ALLOWED),
         ("060102030", (), codes.NUMBER_NOT_10_DIGITS),
         ("０６０１０２０３０４", (), codes.NUMBER_NOT_10_DIGITS),
