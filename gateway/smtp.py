@@ -37,8 +37,6 @@ TOO_MUCH_IN_FLIGHT = "451 4.3.1 Too much mail being received at once, please ret
 END_OF_DATA = b".\r\n"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 MECHANISMS = ("LOGIN", "PLAIN")
-# The addresses of MAIL FROM and RCPT TO already parsed (aiosmtpd's parser costs ~30 µs a
-# command, as much as reading a whole plain request): bounded in count and length.
 # asyncio's StreamReaderProtocol state, made for each connection (left out of the template).
 _STREAM_STATE = frozenset(
     {
@@ -47,6 +45,8 @@ _STREAM_STATE = frozenset(
         "_transport", "_client_connected_cb", "_over_ssl", "_closed",
     }
 )  # fmt: skip
+# The addresses of MAIL FROM and RCPT TO already parsed (aiosmtpd's parser costs ~30 µs a
+# command, as much as reading a whole plain request): bounded in count and length.
 _ADDRESSES: dict[tuple[str, int], tuple[str | None, str | None]] = {}
 _ADDRESSES_KEPT = 1024
 _ADDRESS_CHARS = 512
