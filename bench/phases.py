@@ -166,13 +166,15 @@ def throughput(
     for target in (sink, gateway):  # warm-up: imports, caches, first connections
         warm = run_load(warm_up(ids, args), [target])
     gateway.expected_sms += warm["ok"]
-    for label, kind, mode in SCENARIOS:
-        row: dict[str, Any] = {"scenario": label}
-        for name, target in (("sink", sink), ("gateway", gateway)):
-            row[name] = run_load(load_spec(ids, kind, mode, args), [target])
-            say(f"{label} → {name}: {brief(row[name])}")
-        gateway.expected_sms += row["gateway"]["ok"] * row["gateway"]["spec"]["recipients"]
-        rows.append(row)
+    rounds = getattr(args, "rounds", 1)
+    for round_ in range(1, rounds + 1):
+        for label, kind, mode in SCENARIOS:
+            row: dict[str, Any] = {"scenario": label, "round": round_}
+            for name, target in (("sink", sink), ("gateway", gateway)):
+                row[name] = run_load(load_spec(ids, kind, mode, args), [target])
+                say(f"{label} (round {round_}/{rounds}) → {name}: {brief(row[name])}")
+            gateway.expected_sms += row["gateway"]["ok"] * row["gateway"]["spec"]["recipients"]
+            rows.append(row)
     rate = rows[0]["gateway"]["msgs_per_s"] / 2
     label = f"1 rcpt, paced {rate:.0f}/s (50%)"
     row = {"scenario": label, "rate": rate}

@@ -84,6 +84,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also run on PostgreSQL: a postgresql+asyncpg:// server URL (a throwaway database "
         "is created there and dropped), or auto for a throwaway local cluster",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="throughput: each scenario this many times, sink and gateway in turn, with the "
+        "median ratio and its range against the targets (1)",
+    )
     parser.add_argument("--quick", action="store_true", help="about a minute, smaller figures")
     parser.add_argument(
         "--phases",
@@ -105,6 +112,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         parser.error(f"--phases: unknown {sorted(unknown)}; known: {','.join(PHASES)}")
+    if not 1 <= args.rounds <= 20:
+        parser.error(f"--rounds: from 1 to 20, not {args.rounds}")
     if args.postgres is None and "postgres" in args.phases:
         args.phases.remove("postgres")
     return args
