@@ -1,4 +1,6 @@
-"""Two gateways (replicas) on one PostgreSQL database, raced through SMTP (SPEC §1, §8, §10, §13).
+"""Two gateways (replicas) on one database, raced through SMTP (SPEC §1, §8, §10, §13): on
+PostgreSQL (docker-compose's setup) and on one SQLite file, where each writer keeps what its
+last batch left of the accounts only while SQLite's data_version says nobody else wrote.
 
 Each replica is a RunningGateway: its own event loop thread, engine, SMTP and HTTP ports.
 The races start from a barrier, so that the copies really are in flight together.
@@ -27,8 +29,6 @@ from gateway.testing import RunningGateway, fixture_settings
 from tests.postgres import PostgresServer
 from tests.relay import Relay
 
-pytestmark = pytest.mark.postgres
-
 REQUESTS = Path(__file__).resolve().parents[1] / "fixtures" / "requests"
 Replicas = Callable[..., list[RunningGateway]]
 
@@ -41,10 +41,28 @@ def _settings(url: str, config: Mapping[str, Any] | None = None) -> Any:
 def replicas(postgres_url: str) -> Iterator[Replicas]:
     """start(config) → two gateways on one fresh PostgreSQL database, started at the same time
     (so both seed the accounts of an empty database at once, as docker-compose does)."""
+    yield from _replicas(postgres_url, together=True)
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
+def raced(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Replicas]:
+    """`replicas` on PostgreSQL, then on one SQLite file (started one after the other: the
+    first migrates the file)."""
+    if request.param == "sqlite":
+        yield from _replicas(f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}", together=False)
+    else:
+        yield from _replicas(request.getfixturevalue("postgres_url"), together=True)
+
+
+def _replicas(url: str, *, together: bool) -> Iterator[Replicas]:
     running: list[RunningGateway] = []
 
     def start(config: Mapping[str, Any] | None = None, count: int = 2) -> list[RunningGateway]:
-        settings = _settings(postgres_url, config)
+        settings = _settings(url, config)
+        if not together:
+            for _ in range(count):
+                running.append(RunningGateway(settings))
+            return list(running[-count:])
         barrier = threading.Barrier(count, timeout=60)
 
         def one() -> RunningGateway:
@@ -89,6 +107,7 @@ def _account(gateway: RunningGateway, keyid: str) -> dict[str, Any]:
     return account
 
 
+@pytest.mark.postgres
 def test_replicas_starting_together_seed_the_demo_account_once(replicas: Replicas) -> None:
     first, second = replicas()
     assert _account(first, "demo")["credit"] == 1000
@@ -96,9 +115,9 @@ def test_replicas_starting_together_seed_the_demo_account_once(replicas: Replica
 
 
 def test_the_same_email_sent_to_both_replicas_at_once_is_processed_exactly_once(
-    replicas: Replicas,
+    raced: Replicas,
 ) -> None:
-    first, second = replicas()
+    first, second = raced()
     raw = (REQUESTS / "single.eml").read_bytes()  # emailId 1548, one number, Ack and Not
     copies = 20
     _send_together([((first, second)[n % 2], raw) for n in range(copies)])
@@ -113,8 +132,8 @@ def test_the_same_email_sent_to_both_replicas_at_once_is_processed_exactly_once(
     assert _account(second, "demo")["credit"] == 999
 
 
-def test_credit_raced_from_both_replicas_ends_at_zero_never_below(replicas: Replicas) -> None:
-    first, second = replicas()
+def test_credit_raced_from_both_replicas_ends_at_zero_never_below(raced: Replicas) -> None:
+    first, second = raced()
     keyid = first.add_account(domains=["example.com"], credit=7)["keyid"]
     emails = 20  # two numbers each: 40 recipients for 7 credits
     jobs = []
@@ -134,9 +153,9 @@ def test_credit_raced_from_both_replicas_ends_at_zero_never_below(replicas: Repl
     assert _account(second, keyid)["credit"] == 0
 
 
-def test_emails_of_two_accounts_raced_across_replicas_all_get_250(replicas: Replicas) -> None:
+def test_emails_of_two_accounts_raced_across_replicas_all_get_250(raced: Replicas) -> None:
     """Batches holding the same accounts in another order queue up; none deadlocks into 451."""
-    first, second = replicas()
+    first, second = raced()
     keyids = [first.add_account(domains=["example.com"], credit=100)["keyid"] for _ in range(2)]
     emails = 40
     jobs = []
@@ -167,6 +186,7 @@ async def _replies_settled(gateway: RunningGateway, count: int, deadline: float)
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.postgres
 async def test_every_reply_queued_by_either_replica_reaches_the_relay_exactly_once(
     replicas: Replicas,
 ) -> None:
@@ -199,6 +219,7 @@ async def test_every_reply_queued_by_either_replica_reaches_the_relay_exactly_on
         await relay.stop()
 
 
+@pytest.mark.postgres
 async def test_serve_refuses_an_unmigrated_postgresql_until_db_upgrade(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
