@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.load import TEXT, run_clients, summary
+from bench.load import TEXT, answered, run_clients, summary
 
 
 @dataclass
@@ -88,13 +88,7 @@ class Run:
                 sent = time.perf_counter()
                 writer.write(payload)
                 status = await _answer(reader)
-                done = time.perf_counter()
-                self.end = done
-                if status == 200:
-                    self.ok += 1
-                    self.latencies.append(done - sent)
-                else:
-                    self.errors[f"HTTP {status}"] += 1
+                answered(self, sent, status == 200, f"HTTP {status}")
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             self.errors[type(exc).__name__] += 1
         finally:

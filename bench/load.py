@@ -226,13 +226,7 @@ class Run:
         sent = time.perf_counter()
         writer.write(content)
         code = await _reply(reader)
-        done = time.perf_counter()
-        self.end = done
-        if code == 250:
-            self.ok += 1
-            self.latencies.append(done - sent)
-        else:
-            self.errors[f"end of DATA {code}"] += 1
+        answered(self, sent, code == 250, f"end of DATA {code}")
 
     async def go(self) -> None:
         self.body = template(self.spec.kind, self.spec.recipients, self.spec.keyid)
@@ -242,6 +236,18 @@ class Run:
 
     def report(self, cpu: float) -> dict[str, Any]:
         return summary(self, cpu, len(self.body))
+
+
+def answered(run: Any, sent: float, ok: bool, failure: str) -> None:
+    """One answer of a run (SMTP or HTTP): its latency when it is a success, else `failure`
+    counted."""
+    done = time.perf_counter()
+    run.end = done
+    if ok:
+        run.ok += 1
+        run.latencies.append(done - sent)
+    else:
+        run.errors[failure] += 1
 
 
 async def run_clients(run: Any, clients: list[Coroutine[Any, Any, None]]) -> None:
