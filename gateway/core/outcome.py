@@ -128,27 +128,30 @@ def decide(
     email_id = request.email_id.strip()
     stored_id = email_id[:64] or None
     warnings = list(request.notes)
-    if not rules.valid_email_id(email_id):
-        ack = replies.ack(stored_id, codes.ACK_MISSING_ID)
+
+    def unsent(status: EmailStatus, reason: str, ack: str) -> Outcome:
+        """An authorised email that sends nothing: only its Ack goes back."""
         return Outcome(
-            EmailStatus.REFUSED,
-            reason="emailId missing or not numeric: Ack 2, nothing sent",
+            status,
+            reason=reason,
             replies=_replies(request, warnings, ack=ack, report=None),
             warnings=tuple(warnings),
             keyid=keyid,
             account_id=account_id,
             email_id=stored_id,
         )
+
+    if not rules.valid_email_id(email_id):
+        return unsent(
+            EmailStatus.REFUSED,
+            "emailId missing or not numeric: Ack 2, nothing sent",
+            replies.ack(stored_id, codes.ACK_MISSING_ID),
+        )
     if not claimed:
-        ack = replies.ack(email_id, codes.ACK_DUPLICATE)
-        return Outcome(
+        return unsent(
             EmailStatus.DUPLICATE,
-            reason="emailId already processed: Ack 1, nothing sent",
-            replies=_replies(request, warnings, ack=ack, report=None),
-            warnings=tuple(warnings),
-            keyid=keyid,
-            account_id=account_id,
-            email_id=stored_id,
+            "emailId already processed: Ack 1, nothing sent",
+            replies.ack(email_id, codes.ACK_DUPLICATE),
         )
     ack = replies.ack(email_id, codes.ACK_PROCESSED)
     if request.refusal is not None:
