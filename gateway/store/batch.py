@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, String, bindparam, select, update
+from sqlalchemy import String, bindparam, select, update
 
 from gateway.core import codes, outcome
 from gateway.core.model import (
@@ -111,7 +111,8 @@ class Statements(Protocol):
 # What one transaction does with a batch: every email applied, their answers in order.
 Work = Callable[[Statements], list[Written]]
 
-# The Core statements both databases run as they are.
+# The Core statements both databases share (PostgreSQL runs them; SQLite compiles them once
+# for its driver, sqlite_writer.py).
 ACTIVE_FAULTS = (
     select(faults.c.id, faults.c.code, faults.c.remaining, faults.c.number, faults.c.keyid)
     .where(faults.c.remaining > 0)
@@ -141,29 +142,6 @@ def fault_from_row(row: Any) -> Fault:
     return Fault(
         id=row.id, code=row.code, remaining=row.remaining, number=row.number, keyid=row.keyid
     )
-
-
-class CoreStatements:
-    """The statements both databases run as they are, on the batch's sync connection;
-    `count_sms_statement` is the database's own upsert into sms_counts."""
-
-    count_sms_statement: Any
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def debit(self, account_id: int, parts: int) -> bool:
-        return self._conn.execute(DEBIT, {"account": account_id, "parts": parts}).rowcount == 1
-
-    def spend_faults(self, used: Mapping[int, int]) -> None:
-        self._conn.execute(SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
-
-    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
-        rows = [{"account_id": a, "channel": c, "total": n} for (a, c), n in counts.items()]
-        self._conn.execute(self.count_sms_statement, rows)
-
-    def remember(self, accounts: Mapping[str, Account | None], faults: Sequence[Fault]) -> None:
-        return None
 
 
 class BatchWriter(ABC):

@@ -3,10 +3,10 @@ SQLAlchemy Core statements, the rows that several replicas could race for locked
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,8 +14,9 @@ from gateway.core.model import Account, Fault, ReplyState, RuleSettings
 from gateway.store import accounts
 from gateway.store.batch import (
     ACTIVE_FAULTS,
+    DEBIT,
+    SPEND_FAULT,
     BatchWriter,
-    CoreStatements,
     Row,
     SmsRows,
     Statements,
@@ -49,11 +50,12 @@ _COUNT_SMS = _COUNTED.on_conflict_do_update(
 )
 
 
-class PostgresStatements(CoreStatements):
+class PostgresStatements:
     """The batch's statements on PostgreSQL; the emailId's primary key makes the claim exact
     across replicas, and the account and fault rows are locked until the commit."""
 
-    count_sms_statement = _COUNT_SMS
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     def lock_accounts(self, keyids: Sequence[str]) -> None:
         if keyids:
@@ -78,6 +80,19 @@ class PostgresStatements(CoreStatements):
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._conn.execute(_INSERT_REPLY, rows)
+
+    def debit(self, account_id: int, parts: int) -> bool:
+        return self._conn.execute(DEBIT, {"account": account_id, "parts": parts}).rowcount == 1
+
+    def spend_faults(self, used: Mapping[int, int]) -> None:
+        self._conn.execute(SPEND_FAULT, [{"fault": k, "used": n} for k, n in used.items()])
+
+    def count_sms(self, counts: Mapping[tuple[int, str], int]) -> None:
+        rows = [{"account_id": a, "channel": c, "total": n} for (a, c), n in counts.items()]
+        self._conn.execute(_COUNT_SMS, rows)
+
+    def remember(self, accounts: Mapping[str, Account | None], faults: Sequence[Fault]) -> None:
+        return None  # every batch reads (and locks) them again
 
 
 class PostgresWriter(BatchWriter):

@@ -4,7 +4,9 @@ sqlite3 driver with the statements and bind conversions SQLAlchemy derives from 
 Why: SQLite writes one transaction at a time anyway, and most of an email's cost was
 SQLAlchemy's per-statement work and aiosqlite's thread hand-offs (bench/). Here a whole batch
 costs one hand-off; the rows of each email (emailId claim, email, SMS, replies) go to the
-driver as plain values; the per-batch reads and updates stay Core statements.
+driver as plain values, and so do the batch's updates (debit, fault uses, SMS counts),
+compiled once from the Core statements both databases share; the account and fault reads
+stay Core statements, skipped when the last batch's are still true (data_version).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from gateway.store.batch import (
     SMS_FIELDS,
     SPEND_FAULT,
     BatchWriter,
-    CoreStatements,
     Row,
     SmsRows,
     Statements,
@@ -186,15 +187,13 @@ class _Known:
 _KNOWN_ACCOUNTS = 1024  # keyids remembered at most (unknown ones included)
 
 
-class SqliteStatements(CoreStatements):
+class SqliteStatements:
     """The batch's statements on SQLite. Its write transaction (BEGIN IMMEDIATE) already
     excludes every other writer: nothing needs a row lock. The accounts and faults the last
     batch left are read from `known` when nothing else wrote since."""
 
-    count_sms_statement = _COUNT_SMS
-
     def __init__(self, conn: Connection, inserts: _Inserts, known: _Known | None) -> None:
-        super().__init__(conn)
+        self._conn = conn
         driver = conn.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         self._driver = driver
