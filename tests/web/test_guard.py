@@ -16,6 +16,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.web.api import create_app
 from tests.web.conftest import Rows, make_settings
+from tests.web.test_page import chromium
 
 pytestmark = pytest.mark.asyncio
 
@@ -354,22 +355,6 @@ def other_origin(html: str) -> Any:
     return serving(Starlette(routes=[Route("/", page)]))
 
 
-@asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    from tests.web.test_page import CHROMIUM, CHROMIUM_ARGS, _unavailable
-
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("playwright is not installed")
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
 
 
 @pytest.mark.browser

@@ -47,14 +47,8 @@ def _unavailable(reason: str) -> None:
 
 
 @asynccontextmanager
-async def chromium_page(
-    url: str,
-    viewport: dict[str, int] = DESKTOP,
-    color_scheme: str = "light",
-    expected_errors: str | None = None,
-) -> AsyncIterator[Any]:
-    """Debian's Chromium, headless, on `url`; fails the test on any page error (but those
-    containing `expected_errors`)."""
+async def chromium() -> AsyncIterator[Any]:
+    """Debian's Chromium, headless (a failure under CI=true when it cannot start)."""
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -65,6 +59,20 @@ async def chromium_page(
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
+        yield browser
+        await browser.close()
+
+
+@asynccontextmanager
+async def chromium_page(
+    url: str,
+    viewport: dict[str, int] = DESKTOP,
+    color_scheme: str = "light",
+    expected_errors: str | None = None,
+) -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, on `url`; fails the test on any page error (but those
+    containing `expected_errors`)."""
+    async with chromium() as browser:
         context = await browser.new_context(viewport=viewport, color_scheme=color_scheme)
         page = await context.new_page()
         errors: list[str] = []
@@ -73,8 +81,7 @@ async def chromium_page(
         await page.goto(url)
         yield page
         await context.close()
-        await browser.close()
-        assert [e for e in errors if not (expected_errors and expected_errors in e)] == []
+    assert [e for e in errors if not (expected_errors and expected_errors in e)] == []
 
 
 @pytest.fixture
