@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.load import TEXT, answered, run_clients, summary
+from bench.load import TEXT, answered, run_clients, serve_spec, summary
 
 
 @dataclass
@@ -106,14 +105,9 @@ class Run:
 
 
 def main() -> None:
-    raw = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read())
-    raw["targets"] = [tuple(t) for t in raw["targets"]]
-    spec = Spec(**{k: v for k, v in raw.items() if k in Spec.__dataclass_fields__})
-    run = Run(spec)
-    cpu = time.process_time()
-    asyncio.run(run.go())
-    json.dump(run.report(time.process_time() - cpu), sys.stdout)
-    sys.stdout.write("\n")
+    serve_spec(
+        lambda raw: Run(Spec(**{k: v for k, v in raw.items() if k in Spec.__dataclass_fields__}))
+    )
 
 
 if __name__ == "__main__":

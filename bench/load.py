@@ -18,7 +18,7 @@ import quopri
 import sys
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -296,14 +296,20 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def serve_spec(make: Callable[[dict[str, Any]], Any]) -> None:
+    """A load generator's process: its spec as JSON (argument or stdin), the run made of it
+    by `make`, its report as JSON on stdout with the generator's own CPU."""
     raw = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read())
     raw["targets"] = [tuple(t) for t in raw["targets"]]
-    run = Run(Spec(**raw))
+    run = make(raw)
     cpu = time.process_time()
     asyncio.run(run.go())
     json.dump(run.report(time.process_time() - cpu), sys.stdout)
     sys.stdout.write("\n")
+
+
+def main() -> None:
+    serve_spec(lambda raw: Run(Spec(**raw)))
 
 
 if __name__ == "__main__":
