@@ -231,6 +231,29 @@ def report(results: dict[str, Any]) -> str:
                 ],
             ),
         ]
+        if api.get("intake"):
+            out += [
+                "",
+                f"Intake on that database ({api['seed']['sms_rows']} SMS stored before), "
+                "same loads as the throughput phase",
+                _table(
+                    ["scenario", "gw msg/s", "gw SMS/s", "gw p50 ms", "gw p99 ms",
+                     "gw CPU ms/email", "others cores", "gw errors"],
+                    [
+                        [
+                            row["scenario"],
+                            f"{row['gateway']['msgs_per_s']:.0f}",
+                            f"{row['gateway']['sms_per_s']:.0f}",
+                            _ms(row["gateway"], "p50"),
+                            _ms(row["gateway"], "p99"),
+                            f"{row['gateway']['server_cpu_ms_per_email']:.2f}",
+                            f"{row['gateway']['others_cores']:.2f}",
+                            _errors(row["gateway"]),
+                        ]
+                        for row in api["intake"]
+                    ],
+                ),
+            ]  # fmt: skip
     if results.get("postgres"):
         rows = []
         for row in results["postgres"]:

@@ -13,7 +13,8 @@ measured run, a load generator (`bench.load`). Phases (`--phases`):
 - http: the provider's HTTP API channel, `POST /cgi-bin/sms` (1 number) and `/smsmulti`
   (500 numbers), against a minimal Starlette endpoint that parses the JSON and answers
   (`bench.http_sink`), same load (`bench.http_load`).
-- api: `GET /api/v1/sms` latencies on a database seeded directly with `--sms-rows` SMS.
+- api: `GET /api/v1/sms` latencies on a database seeded directly with `--sms-rows` SMS, then
+  the 1- and 500-recipient loads on that database (intake with that many SMS stored).
 - abuse: an ordinary client's latency (SMTP and /healthz) alone, then while one party sends
   heavy mail (150,000-line CSVs, anonymous and authorised; 3.5 MB bodies): bench/abuse.py.
 - postgres (with `--postgres URL|auto`): the 1- and 500-recipient figures on PostgreSQL for one

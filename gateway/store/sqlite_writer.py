@@ -21,7 +21,7 @@ from datetime import datetime
 from itertools import chain, repeat
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, create_engine
+from sqlalchemy import Connection, Table, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.pool import StaticPool
@@ -185,6 +185,11 @@ class _Known:
 
 
 _KNOWN_ACCOUNTS = 1024  # keyids remembered at most (unknown ones included)
+# The writer's page cache (SQLite's default is 2 MiB). A 500-number request touches a leaf of
+# the `sms` (to, id) index per distinct number, ~500 pages, which the default cache cannot keep
+# beside the other indexes: each batch read them again. Measured (bench/, 8 emails of 500
+# numbers a batch, 100k–400k SMS stored): 8.0–8.9 → 6.6–7.8 ms of writer CPU per email.
+_CACHE_KIB = 32 * 1024
 
 
 class SqliteStatements:
@@ -259,6 +264,10 @@ class SqliteStatements:
         self.left = _Known(self.version, kept, tuple(faults))
 
 
+def _writer_cache(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+
+
 class SqliteWriter(BatchWriter):
     """Each batch in one transaction on a plain pysqlite connection, in one dedicated thread."""
 
@@ -270,6 +279,7 @@ class SqliteWriter(BatchWriter):
             poolclass=StaticPool,
         )
         tune_sqlite(self._engine)
+        event.listen(self._engine, "connect", _writer_cache)
         self._inserts = _Inserts(self._engine.dialect)
         self._known: _Known | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mail2sms-sqlite")

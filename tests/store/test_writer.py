@@ -453,3 +453,23 @@ def test_a_batch_crosses_to_the_writer_process_unchanged() -> None:
     frame = writer_process._frame(payload)
     assert int.from_bytes(frame[:8], "little") == len(frame) - 8
     assert pickle.loads(frame[8:]) == payload
+
+
+async def test_the_sqlite_writer_keeps_a_larger_page_cache_than_the_readers(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    writer = open_writer(sqlite_engine, RULES, ReplyState.PENDING)
+    assert isinstance(writer, SqliteWriter)
+
+    def cache_size(db: Any) -> int:
+        driver = db._conn.connection.driver_connection
+        return int(driver.execute("PRAGMA cache_size").fetchone()[0])
+
+    try:
+        size = await writer._transaction(cache_size)
+    finally:
+        writer.close()
+    async with sqlite_engine.connect() as conn:
+        readers = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar_one()
+    assert size == -32 * 1024  # KiB (negative: a size, not pages)
+    assert readers == -2000  # SQLite's default, 2 MiB: the readers are many
