@@ -1,0 +1,130 @@
+"""The floor of a 500-recipient email on SQLite: what storing its rows costs the writer alone.
+
+The writer's own statements (`SqliteWriter.transaction`, `insert_email`, `insert_sms`: the same
+SQL, bind conversions, pragmas and page cache), without the rules, the hand-over or the
+event loop: batches of `--batch` emails of 500 SMS to the load's 500 numbers, on a database
+that already holds `--stored` SMS to those same numbers (as the throughput phase's database
+does after a while: every request of its load names the same 500 numbers). Run as is, then
+without the `sms` (to, id) index, then without any `sms` index, each on its own copy of the
+database, to show what each costs. The best a gateway can do on this schema is
+1000 / (wall ms per email) emails a second, whatever the rest costs.
+
+    .venv/bin/python -m bench.floor [--stored 200000] [--batches 40] [--batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from bench.load import TEXT, _number
+from bench.phases import RECIPIENTS, seed
+from bench.servers import KEYID, db_upgrade, write_config
+from gateway.core.model import ReplyState, RuleSettings, Sms
+from gateway.store.batch import SmsRows, Statements
+from gateway.store.sqlite_writer import SqliteWriter
+
+VARIANTS = (
+    ("schema as is", ()),
+    ("without ix_sms_to_id", ("ix_sms_to_id",)),
+    ("without every sms index", ("*",)),
+)
+
+
+def _drop(database: Path, names: tuple[str, ...]) -> None:
+    con = sqlite3.connect(database)
+    try:
+        if names == ("*",):
+            names = tuple(
+                row[0]
+                for row in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sms' "
+                    "AND sql IS NOT NULL"
+                )
+            )
+        for name in names:
+            con.execute(f'DROP INDEX "{name}"')
+    finally:
+        con.close()
+
+
+def _measure(
+    database: Path, batches: int, per_batch: int, before: int = 1
+) -> tuple[float, float]:
+    """CPU and wall milliseconds per email, `batches` transactions of `per_batch` emails,
+    after `before` transactions not measured (the first reads the pages it needs)."""
+    writer = SqliteWriter(make_url(f"sqlite:///{database}"), RuleSettings(), ReplyState.KEPT)
+    now = datetime.now(UTC)
+    sent = tuple(
+        Sms(to=_number(i), sender="MaSociete", text=TEXT, parts=1, encoding="gsm7")
+        for i in range(1, RECIPIENTS + 1)
+    )
+    email = {
+        "received_at": now, "status": "processed", "reason": "", "code": None,
+        "email_id": None, "account_id": 1, "keyid": KEYID, "sender": "app@example.com",
+        "envelope_from": "app@example.com", "client_ip": "127.0.0.1", "message_id": "",
+        "subject": "", "results": [], "warnings": [], "raw": b"",
+    }  # fmt: skip
+
+    def one_batch(db: Statements) -> None:
+        groups = []
+        for _ in range(per_batch):
+            row = db.insert_email(email)
+            shared = {
+                "email_row": row, "account_id": 1, "email_id": None, "created_at": now,
+                "channel": "mail", "state": "sent", "due_at": None,
+            }  # fmt: skip
+            groups.append(SmsRows(shared, sent))
+        db.insert_sms(groups)
+
+    try:
+        for _ in range(before):
+            writer.transaction(one_batch)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(batches):
+            writer.transaction(one_batch)
+        emails = max(batches * per_batch, 1)
+        return (
+            (time.process_time() - cpu) / emails * 1000,
+            (time.perf_counter() - wall) / emails * 1000,
+        )
+    finally:
+        writer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stored", type=int, default=200_000, help="SMS stored before")
+    parser.add_argument("--batches", type=int, default=40, help="transactions measured")
+    parser.add_argument("--batch", type=int, default=8, help="emails per transaction")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mail2sms-floor-") as tmp:
+        folder = Path(tmp)
+        seeded = folder / "seeded.db"
+        db_upgrade(write_config(folder / "g.toml", f"sqlite+aiosqlite:///{seeded}"))
+        seed(seeded, 0)  # the account
+        _measure(seeded, 0, args.batch, before=-(-args.stored // (RECIPIENTS * args.batch)))
+        print(
+            f"{RECIPIENTS} SMS an email, {args.batch} emails a transaction, "
+            f"{args.batches} transactions, {args.stored} SMS stored before"
+        )
+        header = f"{'CPU ms/email':>12s} {'wall ms/email':>13s} {'emails/s at best':>16s}"
+        print(f"{'variant':26s} {header}")
+        for label, dropped in VARIANTS:
+            database = folder / "measured.db"
+            shutil.copyfile(seeded, database)
+            _drop(database, dropped)
+            cpu, wall = _measure(database, args.batches, args.batch)
+            print(f"{label:26s} {cpu:12.2f} {wall:13.2f} {1000 / wall:16.0f}")
+            database.unlink()
+
+
+if __name__ == "__main__":
+    main()
