@@ -88,7 +88,15 @@ def _too_many_parts(raw: bytes) -> MailContent:
 
 
 def _extract(raw: bytes) -> tuple[MailContent, tuple[Message, ...]]:
-    msg = _repaired(email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw))
+    return _read(_parsed(raw))
+
+
+def _parsed(raw: bytes) -> Message:
+    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+
+
+def _read(msg: Message) -> tuple[MailContent, tuple[Message, ...]]:
+    msg = _repaired(msg)
     text, reason, named = _body(msg)
     attachments = tuple(Attachment(filename=name, content=b"") for name, _ in named)
     return MailContent(
