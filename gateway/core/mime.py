@@ -32,6 +32,12 @@ _VALID_ADDR = re.compile(_ADDR_SPEC)
 _SIMPLE_FROM = re.compile(
     rf'(?:(?:\s*"[^"\\]*"\s*|[^"<>()@,;:\\]*)<({_ADDR_SPEC})>|\s*({_ADDR_SPEC}))\s*'
 )
+# One header as `_simple_message` reads it: a field name, a colon, printable ASCII, then
+# folded lines of the same, each line ending CRLF or LF; its name and value as compat32's
+# header_source_parse gives them (the value's leading blanks and last line end dropped).
+_SIMPLE_HEADER = re.compile(r"([!-9;-~]+):[\t ]*([\t -~]*(?:\r?\n[\t ][\t -~]*)*)\r?\n")
+# What starts a header line for the stdlib's parser (email.feedparser.headerRE).
+_HEADER_START = re.compile(r"From |[!-9;-~]*:|[\t ]")
 
 
 def extract(raw: bytes, *, attachments: bool = True) -> MailContent:
@@ -50,7 +56,8 @@ def extract_named(raw: bytes) -> tuple[MailContent, tuple[Message, ...]]:
     try:
         if _boundary_lines(raw) > MAX_PARTS + _SLACK_LINES:
             return _too_many_parts(raw), ()
-        return _extract(raw)
+        msg = _simple_message(raw)
+        return _read(_parsed(raw) if msg is None else msg)
     except Exception as exc:  # a malformed email is a value, never a crash of the SMTP handler
         reason = f"unreadable email ({type(exc).__name__})"
         return MailContent(from_address="", text=None, reason=reason), ()
@@ -88,7 +95,48 @@ def _too_many_parts(raw: bytes) -> MailContent:
 
 
 def _extract(raw: bytes) -> tuple[MailContent, tuple[Message, ...]]:
-    msg = _repaired(email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw))
+    """The email read by the stdlib's parser alone (what `extract_named` does without
+    `_simple_message`)."""
+    return _read(_parsed(raw))
+
+
+def _parsed(raw: bytes) -> Message:
+    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+
+
+def _simple_message(raw: bytes) -> Message | None:
+    """The message the stdlib's parser (compat32) makes of a simple email, without its cost;
+    None for any other email, which the parser then reads.
+
+    A simple email: every header line is a field name, a colon and printable ASCII, or a
+    folded line of printable ASCII, each ending CRLF or LF; the headers end at an empty line
+    (CRLF or LF), at the end of the email, or at a line that cannot start a header (which
+    the parser takes as the body's first line); the Content-Type is neither multipart/* nor
+    message/* (the only types whose body the parser reads as more MIME). The body, any
+    bytes, is the payload as is. Anything else (an 8-bit byte or a control character but
+    tab in the headers: NUL, a bare CR…; a "From " line; a line with a colon but no field
+    name; a header at the very end without its line end; a lone CR as the empty line) goes
+    to the parser. Everything after the parse is the same code either way."""
+    text = raw.decode("ascii", "surrogateescape")  # as BytesParser does
+    msg = Message(policy=email.policy.compat32)
+    pos = 0
+    while (header := _SIMPLE_HEADER.match(text, pos)) is not None:
+        msg.set_raw(header[1], header[2])
+        pos = header.end()
+    if text.startswith("\r\n", pos):
+        pos += 2
+    elif text.startswith("\n", pos):
+        pos += 1
+    elif text.startswith("\r", pos) or _HEADER_START.match(text, pos) is not None:
+        return None
+    if msg.get_content_maintype() in ("multipart", "message"):
+        return None
+    msg.set_payload(text[pos:])
+    return msg
+
+
+def _read(msg: Message) -> tuple[MailContent, tuple[Message, ...]]:
+    msg = _repaired(msg)
     text, reason, named = _body(msg)
     attachments = tuple(Attachment(filename=name, content=b"") for name, _ in named)
     return MailContent(
