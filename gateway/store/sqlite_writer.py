@@ -187,9 +187,10 @@ class _Known:
 _KNOWN_ACCOUNTS = 1024  # keyids remembered at most (unknown ones included)
 # The writer's page cache (SQLite's default is 2 MiB). A 500-number request touches a leaf of
 # the `sms` (to, id) index per distinct number, ~500 pages, which the default cache cannot keep
-# beside the other indexes: each batch read them again. Measured (bench/, 8 emails of 500
-# numbers a batch, 100k–400k SMS stored): 8.0–8.9 → 6.6–7.8 ms of writer CPU per email.
-_CACHE_KIB = 32 * 1024
+# beside the other indexes: each batch read them again. Measured with 1,000,000 SMS stored
+# (`python -m bench.floor --stored 1000000`): 6.3 → 5.0 ms of CPU per 500-SMS email with
+# 16 MiB, no better with 32 MiB; the writer process's peak RSS grows by about that much.
+_CACHE_KIB = 16 * 1024
 
 
 class SqliteStatements:

@@ -471,5 +471,5 @@ async def test_the_sqlite_writer_keeps_a_larger_page_cache_than_the_readers(
         writer.close()
     async with sqlite_engine.connect() as conn:
         readers = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar_one()
-    assert size == -32 * 1024  # KiB (negative: a size, not pages)
+    assert size == -16 * 1024  # KiB (negative: a size, not pages)
     assert readers == -2000  # SQLite's default, 2 MiB: the readers are many
