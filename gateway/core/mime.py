@@ -94,13 +94,9 @@ def _too_many_parts(raw: bytes) -> MailContent:
     )
 
 
-def _extract(raw: bytes) -> tuple[MailContent, tuple[Message, ...]]:
-    """The email read by the stdlib's parser alone (what `extract_named` does without
-    `_simple_message`)."""
-    return _read(_parsed(raw))
-
-
 def _parsed(raw: bytes) -> Message:
+    """The email as the stdlib's parser reads it (compat32): what `_simple_message` stands
+    in for on a simple email."""
     return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
 
 
