@@ -52,6 +52,7 @@ LISTED = (
     "or after `timeout` seconds with what there is (200 either way)."
 )
 Model = TypeVar("Model", bound=BaseModel)
+_Found = TypeVar("_Found")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -433,15 +434,21 @@ class Api:
         ]
         return _answer(models.EmailPage, {"items": items, "total": found.total})
 
-    async def get_email(self, request: Request) -> Response:
-        email_row: int = request.path_params["id"]
+    async def _email(
+        self, email_row: int, read: Callable[[Any, int], Awaitable[_Found | None]]
+    ) -> _Found:
+        """What `read` finds of the email with that id; 404 when there is none."""
         found = None
-        if email_row <= models.MAX_INT:
+        if email_row <= models.MAX_ID:  # a larger id names no row: not asked of the database
             async with self.engine.connect() as conn:
-                found = await reads.email(conn, email_row)
+                found = await read(conn, email_row)
         if found is None:
             raise NotFoundError("id", f"no email with id {email_row}")
-        item, raw = found
+        return found
+
+    async def get_email(self, request: Request) -> Response:
+        email_row: int = request.path_params["id"]
+        item, raw = await self._email(email_row, reads.email)
         # Parsing a large message is CPU work: off the event loop.
         shown = await asyncio.to_thread(message.describe, raw)
         raw_url = str(request.url_for("email_raw", id=email_row))
@@ -449,12 +456,7 @@ class Api:
 
     async def email_raw(self, request: Request) -> Response:
         email_row: int = request.path_params["id"]
-        raw = None
-        if email_row <= models.MAX_ID:
-            async with self.engine.connect() as conn:
-                raw = await reads.email_raw(conn, email_row)
-        if raw is None:
-            raise NotFoundError("id", f"no email with id {email_row}")
+        raw = await self._email(email_row, reads.email_raw)
         return Response(
             raw,
             media_type="message/rfc822",
