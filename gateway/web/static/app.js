@@ -505,6 +505,18 @@ function setCount(id, text, short) {
   byId(`tab-${id}`).textContent = short === undefined ? text : short;
 }
 
+// A list pane's page (SMS, replies) at its offset with its filters: the count on its tab, its
+// pager above the list, and the pager's maker for the same bar again below it.
+async function listPane(id, path) {
+  const page = await getJson(`${path}?${query({
+    ...apiFilters(id), limit: PAGE[id], offset: state.offsets[id] })}`);
+  setCount(id, page.total ? page.total.toLocaleString("en") : "");
+  const pager = () => pagerBar({ offset: state.offsets[id], shown: page.items.length,
+    total: page.total, size: PAGE[id] }, (offset) => movePage(id, offset));
+  setPager(id, pager());
+  return { page, pager };
+}
+
 const loaders = {
   async requests() {
     const channel = state.filters.channel;
@@ -547,12 +559,7 @@ const loaders = {
 
   async sms() {
     const number = state.filters.number;
-    const page = await getJson(`/api/v1/sms?${query({
-      ...apiFilters("sms"), limit: PAGE.sms, offset: state.offsets.sms })}`);
-    setCount("sms", page.total ? page.total.toLocaleString("en") : "");
-    const pager = () => pagerBar({ offset: state.offsets.sms, shown: page.items.length,
-      total: page.total, size: PAGE.sms }, (offset) => movePage("sms", offset));
-    setPager("sms", pager());
+    const { page, pager } = await listPane("sms", "/api/v1/sms");
     const list = byId("sms-list");
     list.dataset.view = number ? "phone" : "rows";
     if (number) {
@@ -570,12 +577,7 @@ const loaders = {
   },
 
   async replies() {
-    const page = await getJson(`/api/v1/replies?${query({
-      ...apiFilters("replies"), limit: PAGE.replies, offset: state.offsets.replies })}`);
-    setCount("replies", page.total ? page.total.toLocaleString("en") : "");
-    const pager = () => pagerBar({ offset: state.offsets.replies, shown: page.items.length,
-      total: page.total, size: PAGE.replies }, (offset) => movePage("replies", offset));
-    setPager("replies", pager());
+    const { page, pager } = await listPane("replies", "/api/v1/replies");
     const list = byId("replies-list");
     if (page.items.length === 0) {
       list.replaceChildren(empty("No Ack or Not reply yet."));
