@@ -15,16 +15,18 @@ database, to show what each costs. The best a gateway can do on this schema is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench.load import TEXT, _number
+from bench.load import TEXT, number
 from bench.phases import RECIPIENTS, seed
 from bench.servers import KEYID, db_upgrade, write_config
 from gateway.core.model import ReplyState, RuleSettings, Sms
@@ -55,15 +57,14 @@ def _drop(database: Path, names: tuple[str, ...]) -> None:
         con.close()
 
 
-def _measure(
-    database: Path, batches: int, per_batch: int, before: int = 1
-) -> tuple[float, float]:
-    """CPU and wall milliseconds per email, `batches` transactions of `per_batch` emails,
-    after `before` transactions not measured (the first reads the pages it needs)."""
+@contextlib.contextmanager
+def _writing(database: Path, per_batch: int) -> Iterator[Callable[[], None]]:
+    """A writer on the database, and what writes one transaction of `per_batch` emails of
+    500 SMS to the load's numbers."""
     writer = SqliteWriter(make_url(f"sqlite:///{database}"), RuleSettings(), ReplyState.KEPT)
     now = datetime.now(UTC)
     sent = tuple(
-        Sms(to=_number(i), sender="MaSociete", text=TEXT, parts=1, encoding="gsm7")
+        Sms(to=number(i), sender="MaSociete", text=TEXT, parts=1, encoding="gsm7")
         for i in range(1, RECIPIENTS + 1)
     )
     email = {
@@ -85,18 +86,24 @@ def _measure(
         db.insert_sms(groups)
 
     try:
-        for _ in range(before):
-            writer.transaction(one_batch)
+        yield lambda: writer.transaction(one_batch)
+    finally:
+        writer.close()
+
+
+def _measure(database: Path, batches: int, per_batch: int) -> tuple[float, float]:
+    """CPU and wall milliseconds per email over `batches` transactions, after one not
+    measured (it reads the pages it needs)."""
+    with _writing(database, per_batch) as write:
+        write()
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(batches):
-            writer.transaction(one_batch)
-        emails = max(batches * per_batch, 1)
+            write()
+        emails = batches * per_batch
         return (
             (time.process_time() - cpu) / emails * 1000,
             (time.perf_counter() - wall) / emails * 1000,
         )
-    finally:
-        writer.close()
 
 
 def main() -> None:
@@ -110,7 +117,9 @@ def main() -> None:
         seeded = folder / "seeded.db"
         db_upgrade(write_config(folder / "g.toml", f"sqlite+aiosqlite:///{seeded}"))
         seed(seeded, 0)  # the account
-        _measure(seeded, 0, args.batch, before=-(-args.stored // (RECIPIENTS * args.batch)))
+        with _writing(seeded, args.batch) as write:
+            for _ in range(-(-args.stored // (RECIPIENTS * args.batch))):
+                write()
         print(
             f"{RECIPIENTS} SMS an email, {args.batch} emails a transaction, "
             f"{args.batches} transactions, {args.stored} SMS stored before"

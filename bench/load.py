@@ -44,7 +44,8 @@ class Spec:
     keyid: str = "bench"
 
 
-def _number(i: int) -> str:
+def number(i: int) -> str:
+    """The load's i-th recipient (1…500): every request of a load names the same ones."""
     return f"0612{i:06d}"
 
 
@@ -82,13 +83,13 @@ def _base64(data: bytes) -> str:
 def template(kind: str, recipients: int, keyid: str) -> bytes:
     """The email as sent after DATA (dot-stuffed, ending CRLF . CRLF), with @@ID@@ to fill."""
     if kind == "single":
-        body = _envoi(keyid, f"<num>{_number(1)}</num>\r\n<sms>{TEXT}</sms>\r\n")
+        body = _envoi(keyid, f"<num>{number(1)}</num>\r\n<sms>{TEXT}</sms>\r\n")
         text = _headers(
             'Content-Type: text/plain; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ) + _qp(body)
     elif kind == "numx":
-        numbers = "".join(f"<num{i}>{_number(i)}</num{i}>\r\n" for i in range(1, recipients + 1))
+        numbers = "".join(f"<num{i}>{number(i)}</num{i}>\r\n" for i in range(1, recipients + 1))
         body = _envoi(keyid, f"{numbers}<sms>{TEXT}</sms>\r\n")
         text = _headers(
             'Content-Type: text/plain; charset="utf-8"\r\n'
@@ -97,7 +98,7 @@ def template(kind: str, recipients: int, keyid: str) -> bytes:
     elif kind == "csv":
         boundary = "----bench-boundary-0hXqG3nE2vJ5Y1a8bC9dR4tW"
         mobiles = "".join(
-            f"{_number(i)};;Prenom{i};;Nom{i}\r\n" for i in range(1, recipients + 1)
+            f"{number(i)};;Prenom{i};;Nom{i}\r\n" for i in range(1, recipients + 1)
         ).encode("utf-8")
         parts = [
             'Content-Type: text/plain; charset="utf-8"\r\n'

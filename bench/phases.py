@@ -450,7 +450,8 @@ def stored_intake(args: argparse.Namespace, gateway: Server, stored: int) -> lis
     ids = Ids()
     warm = run_load(warm_up(ids, args), [gateway])
     gateway.expected_sms += warm["ok"]
-    for label, kind, mode in (SCENARIOS[0], SCENARIOS[2]):
+    reused = [s for s in SCENARIOS if s[1] in ("single", "numx") and s[2] == "reuse"]
+    for label, kind, mode in reused:
         row = {"scenario": label, "stored": stored}
         row["gateway"] = run_load(load_spec(ids, kind, mode, args), [gateway])
         say(f"{label} over {stored} stored SMS → gateway: {brief(row['gateway'])}")
