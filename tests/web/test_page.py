@@ -338,6 +338,8 @@ async def test_filters_are_kept_in_the_url_and_survive_a_reload(
 
     page = browser_page
     await two_requests_and_a_call(rows)
+    # All three shown first: while they arrive the panes pass through (1, 1, 1) unfiltered.
+    await wait_for_counts(page, (3, 3, 2))
     await page.fill("#filter-account", "demo")
     await page.fill("#filter-tracker", "ta")
     await wait_for_counts(page, (1, 1, 1))
