@@ -1,0 +1,37 @@
+"""heap.settle: the collector's settings of the gateway's long-running processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+# Run in a child: the settings are the interpreter's own, and pytest's must stay as they are.
+CHILD = """
+import gc, weakref
+from gateway import heap
+
+before = gc.get_threshold()
+heap.settle()
+print(gc.get_freeze_count(), *gc.get_threshold(), *before[1:])
+
+class Node:
+    pass
+
+one, two = Node(), Node()
+one.other, two.other = two, one
+gone = weakref.ref(one)
+del one, two
+gc.collect()
+print(gone() is None)
+"""
+
+
+def test_settle_freezes_what_exists_and_collects_the_young_less_often() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")
+    frozen, young, middle, old, middle_before, old_before = map(int, out[0].split())
+    assert frozen > 1000  # the modules' objects, out of the collector's sight
+    assert young == 10_000
+    assert (middle, old) == (middle_before, old_before)
+    assert out[1] == "True"  # a cycle made afterwards is still collected
