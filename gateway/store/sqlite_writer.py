@@ -191,6 +191,13 @@ _KNOWN_ACCOUNTS = 1024  # keyids remembered at most (unknown ones included)
 # (`python -m bench.floor --stored 1000000`): 6.3 → 5.0 ms of CPU per 500-SMS email with
 # 16 MiB, no better with 32 MiB; the writer process's peak RSS grows by about that much.
 _CACHE_KIB = 16 * 1024
+# The WAL's size, in pages, at which the writer's commit copies it back into the database
+# (SQLite's default: 1000). A 500-number request rewrites the same ~500 index leaves batch
+# after batch: a checkpoint copies each page once however many times the WAL holds it, so
+# fewer, larger ones copy far less. Measured (`bench.floor --stored 300000 --batches 150`):
+# 5.8 ms → 4.4 ms of wall time per 500-SMS email, no better with none at all; the WAL file
+# then stays up to ~40 MiB (a reset, `DELETE /api/v1/messages`, gives it back).
+_CHECKPOINT_PAGES = 10_000
 
 
 class SqliteStatements:
@@ -265,8 +272,9 @@ class SqliteStatements:
         self.left = _Known(self.version, kept, tuple(faults))
 
 
-def _writer_cache(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+def _writer_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     dbapi_connection.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
 
 
 class SqliteWriter(BatchWriter):
@@ -280,7 +288,7 @@ class SqliteWriter(BatchWriter):
             poolclass=StaticPool,
         )
         tune_sqlite(self._engine)
-        event.listen(self._engine, "connect", _writer_cache)
+        event.listen(self._engine, "connect", _writer_pragmas)
         self._inserts = _Inserts(self._engine.dialect)
         self._known: _Known | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mail2sms-sqlite")

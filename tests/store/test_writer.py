@@ -455,21 +455,27 @@ def test_a_batch_crosses_to_the_writer_process_unchanged() -> None:
     assert pickle.loads(frame[8:]) == payload
 
 
-async def test_the_sqlite_writer_keeps_a_larger_page_cache_than_the_readers(
+async def test_the_sqlite_writer_keeps_a_larger_page_cache_and_wal_than_the_readers(
     sqlite_engine: AsyncEngine,
 ) -> None:
     writer = open_writer(sqlite_engine, RULES, ReplyState.PENDING)
     assert isinstance(writer, SqliteWriter)
 
-    def cache_size(db: Any) -> int:
+    def pragmas(db: Any) -> tuple[int, int]:
         driver = db._conn.connection.driver_connection
-        return int(driver.execute("PRAGMA cache_size").fetchone()[0])
+        return tuple(  # type: ignore[return-value]
+            int(driver.execute(f"PRAGMA {name}").fetchone()[0])
+            for name in ("cache_size", "wal_autocheckpoint")
+        )
 
     try:
-        size = await writer._transaction(cache_size)
+        size, checkpoint = await writer._transaction(pragmas)
     finally:
         writer.close()
     async with sqlite_engine.connect() as conn:
         readers = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar_one()
+        readers_checkpoint = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one()
     assert size == -16 * 1024  # KiB (negative: a size, not pages)
     assert readers == -2000  # SQLite's default, 2 MiB: the readers are many
+    assert checkpoint == 10_000  # pages: the writer's commits copy the WAL back less often
+    assert readers_checkpoint == 1000  # SQLite's default
