@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.model import SmsState
 from gateway.store.engine import write_transaction
-from gateway.store.tables import accounts, sms
+from gateway.store.tables import SCHEDULED, accounts, sms
 
 
 async def credit(conn: AsyncConnection, account_id: int) -> int:
@@ -79,7 +79,7 @@ async def sms_between(
     return [dict(row._mapping) for row in rows]
 
 
-_DUE = (sms.c.state == SmsState.SCHEDULED.value,)
+_DUE = (SCHEDULED,)
 
 
 async def release_due(engine: AsyncEngine, now: datetime) -> int:

@@ -10,7 +10,15 @@ from sqlalchemy import ColumnElement, FromClause, RowMapping, Select, false, fun
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.core.model import Channel, EmailStatus, ReplyKind, ReplyState
-from gateway.store.tables import accounts, emails, faults, replies, sms, sms_counts
+from gateway.store.tables import (
+    accounts,
+    emails,
+    faults,
+    replies,
+    sms,
+    sms_counts,
+    with_tracker,
+)
 
 
 class Page(NamedTuple):
@@ -34,7 +42,7 @@ def _sent(
     no condition). A number refused by its request got no SMS: it does not select that email."""
     wanted = [
         *([sms.c.to == number] if number is not None else []),
-        *([sms.c.tracker == tracker] if tracker is not None else []),
+        *([with_tracker(tracker)] if tracker is not None else []),
     ]
     return [email_row.in_(select(sms.c.email_row).where(*wanted))] if wanted else []
 
@@ -102,7 +110,7 @@ async def list_sms(
     if email_row is not None:
         conditions.append(sms.c.email_row == email_row)
     if tracker is not None:
-        conditions.append(sms.c.tracker == tracker)
+        conditions.append(with_tracker(tracker))
     if email_id is not None:
         conditions.append(sms.c.email_id == email_id)
     rows, total = await _page(

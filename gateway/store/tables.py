@@ -19,8 +19,13 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    and_,
+    literal_column,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.core.model import SmsState
 
 metadata = MetaData(
     naming_convention={
@@ -135,13 +140,33 @@ sms = Table(
     Column("due_at", UtcDateTime(), nullable=True),  # a deferred send's time (date_envoi)
     Index("ix_sms_to_id", "to", "id"),
     Index("ix_sms_account_id_id", "account_id", "id"),
-    Index("ix_sms_tracker_id", "tracker", "id"),
     Index("ix_sms_email_id_id", "email_id", "id"),
     Index("ix_sms_email_row", "email_row"),
     Index("ix_sms_channel_id", "channel", "id"),
-    Index("ix_sms_state_due_at", "state", "due_at"),
     sqlite_autoincrement=True,
 )
+
+# Two indexes hold only the SMS a read looks for: most SMS have no tracker and are not
+# scheduled, and each index an SMS enters costs its insert (~0.4 ms of a 500-SMS request's
+# ~4.5 ms of storage, `bench.floor`). A query finds them by repeating the condition word for
+# word (SQLite's and PostgreSQL's rule for a partial index): `with_tracker`, `SCHEDULED`.
+TRACKED = sms.c.tracker != literal_column("''")
+SCHEDULED = sms.c.state == literal_column(f"'{SmsState.SCHEDULED.value}'")
+Index("ix_sms_tracker_id", sms.c.tracker, sms.c.id, sqlite_where=TRACKED, postgresql_where=TRACKED)
+Index(
+    "ix_sms_state_due_at",
+    sms.c.state,
+    sms.c.due_at,
+    sqlite_where=SCHEDULED,
+    postgresql_where=SCHEDULED,
+)
+
+
+def with_tracker(tracker: str) -> ColumnElement[bool]:
+    """The SMS with this tracker, in the words ix_sms_tracker_id is found by ("" is every SMS
+    without one: not in that index)."""
+    return and_(sms.c.tracker == tracker, TRACKED) if tracker else sms.c.tracker == tracker
+
 
 # How many SMS each account sent through each channel, kept by the writer's batches (one
 # upsert per account and channel) so that a list's `total` never counts a million rows.
