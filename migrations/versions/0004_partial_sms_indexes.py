@@ -16,31 +16,20 @@ branch_labels = None
 depends_on = None
 
 # As tables.py words them: a query finds a partial index by repeating its condition.
-TRACKED = "tracker != ''"
-SCHEDULED = "state = 'scheduled'"
+PARTIAL = (
+    ("ix_sms_tracker_id", ["tracker", "id"], "tracker != ''"),
+    ("ix_sms_state_due_at", ["state", "due_at"], "state = 'scheduled'"),
+)
 
 
 def upgrade() -> None:
-    op.drop_index("ix_sms_tracker_id", table_name="sms")
-    op.drop_index("ix_sms_state_due_at", table_name="sms")
-    op.create_index(
-        "ix_sms_tracker_id",
-        "sms",
-        ["tracker", "id"],
-        sqlite_where=sa.text(TRACKED),
-        postgresql_where=sa.text(TRACKED),
-    )
-    op.create_index(
-        "ix_sms_state_due_at",
-        "sms",
-        ["state", "due_at"],
-        sqlite_where=sa.text(SCHEDULED),
-        postgresql_where=sa.text(SCHEDULED),
-    )
+    for name, columns, condition in PARTIAL:
+        op.drop_index(name, table_name="sms")
+        where = sa.text(condition)
+        op.create_index(name, "sms", columns, sqlite_where=where, postgresql_where=where)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_sms_state_due_at", table_name="sms")
-    op.drop_index("ix_sms_tracker_id", table_name="sms")
-    op.create_index("ix_sms_state_due_at", "sms", ["state", "due_at"])
-    op.create_index("ix_sms_tracker_id", "sms", ["tracker", "id"])
+    for name, columns, _ in PARTIAL:
+        op.drop_index(name, table_name="sms")
+        op.create_index(name, "sms", columns)
