@@ -16,11 +16,13 @@ from sqlalchemy import event, insert, text
 from starlette.routing import Mount, Route
 
 from gateway.app import Gateway
+from gateway.core.codes import MESSAGES
 from gateway.errors import ConfigError
 from gateway.store import reads
 from gateway.store.tables import email_ids
 from gateway.testing import RunningGateway
-from gateway.web.api import create_app
+from gateway.web import models
+from gateway.web.api import CHUNK, _answer, _answer_page, create_app
 from gateway.web.server import bind, start_http, stop_http
 from tests.web.conftest import Rows, make_settings
 
@@ -724,6 +726,73 @@ async def test_a_taken_port_is_an_error_naming_http_port() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=r"http\.port"):
             bind("127.0.0.1", port)
+
+
+# Big pages ------------------------------------------------------------------------------------
+
+MANY = 45  # more than HEAVY_ROWS rows read at once, more than CHUNK items written at once
+RESULTS = [{"tel": f"06{n:08d}", "code": n % 3, "message": MESSAGES[0]} for n in range(500)]
+
+
+async def _big_pages(gateway: Gateway, rows: Rows) -> dict[str, tuple[Any, reads.Page]]:
+    """Each list's page model and page over MANY emails of 500 results, their SMS (some with a
+    tracker, some of the HTTP API) and their replies."""
+    for n in range(MANY):
+        email_row = await rows.email(publish=False, email_id=str(n), results=RESULTS)
+        await rows.sms(publish=False, email_row=email_row, tracker=f"t{n}" if n % 2 else "")
+        await rows.sms(publish=False, channel="http")
+        await rows.reply(publish=False, email_row=email_row, kind="not", body="<x/>" * 2000)
+    async with gateway.engine.connect() as conn:
+        found = {
+            "sms": (models.SmsPage, await reads.list_sms(conn, limit=1000)),
+            "emails": (models.EmailPage, await reads.list_emails(conn, limit=1000)),
+            "replies": (models.ReplyPage, await reads.list_replies(conn, limit=1000)),
+            "accounts": (models.AccountPage, await reads.list_accounts(conn, limit=1000)),
+        }
+    emails_page = found["emails"][1]
+    linked = [{**item, "raw_url": f"http://x/{item['id']}"} for item in emails_page.items]
+    found["emails"] = (models.EmailPage, reads.Page(linked, emails_page.total))
+    return found
+
+
+async def test_a_page_is_read_whole_across_its_partitions(gateway: Gateway, rows: Rows) -> None:
+    pages = await _big_pages(gateway, rows)
+    for name, size in (("emails", MANY), ("replies", MANY), ("sms", 2 * MANY)):
+        page = pages[name][1]
+        ids = [item["id"] for item in page.items]
+        assert (len(ids), page.total) == (size, size), name
+        assert ids == sorted(ids, reverse=True), name  # newest first
+    assert pages["emails"][1].items[0]["results"] == RESULTS
+
+
+async def test_a_page_is_written_as_its_model_writes_it_a_few_items_at_a_time(
+    gateway: Gateway, rows: Rows
+) -> None:
+    for name, (model, page) in (await _big_pages(gateway, rows)).items():
+        whole = _answer(model, page._asdict()).body
+        assert (await _answer_page(model, page.items, page.total)).body == whole, name
+    empty = await _answer_page(models.FaultPage, [], 0)
+    assert empty.body == _answer(models.FaultPage, {"items": [], "total": 0}).body
+
+
+async def test_a_page_lets_the_event_loop_through_between_its_chunks(
+    gateway: Gateway, rows: Rows
+) -> None:
+    model, page = (await _big_pages(gateway, rows))["emails"]
+    turns = 0
+
+    async def other_client() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(other_client())
+    await asyncio.sleep(0)
+    before = turns
+    await _answer_page(model, page.items, page.total)
+    running.cancel()
+    assert turns - before >= -(-MANY // CHUNK)
 
 
 # Query plans ----------------------------------------------------------------------------------
