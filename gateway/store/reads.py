@@ -21,7 +21,7 @@ from gateway.store.tables import (
 )
 
 # Rows of emails and of replies read at a time (they carry a request's results or an XML body).
-HEAVY_ROWS = 20
+HEAVY_ROWS = 8
 
 
 class Page(NamedTuple):
