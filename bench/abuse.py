@@ -4,8 +4,9 @@ One gateway (SQLite); an ordinary client sends a 1-recipient request every 50 ms
 check asks `/healthz` every 100 ms, first alone (baseline), then while one heavy sender loops
 over one kind of heavy mail just under `smtp.max_message_size` (4 MiB): a 150,000-line
 `mobiles.csv` from an unknown keyid, the same from an authorised account (code 23 after 501
-lines), and 3.5 MB bodies. Each run is bounded in
-count and time; the figures are the ordinary client's and the health check's p50/p99/max.
+lines), and 3.5 MB bodies; or, once 300 requests of 500 numbers are stored, asks the API for
+the emails 1,000 at a time in a loop (each email lists its 500 results). Each run is bounded
+in count and time; the figures are the ordinary client's and the health check's p50/p99/max.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from typing import Any
 
 import httpx
 
-from bench.load import percentiles
+from bench.load import number, percentiles
 from bench.phases import say
 from bench.servers import KEYID, Server, start_gateway, write_config
 
 GATEWAY_ADDRESS = "sendsms@isendpro-api.com"
 ORDINARY_EVERY = 0.05
 HEALTH_EVERY = 0.1
-HEAVY_MAX = 200  # heavy emails per run at most
+HEAVY_MAX = 200  # heavy emails or list requests per run at most
+CAMPAIGNS = 300  # requests of 500 numbers stored before the emails list is polled
+# What one heavy party does until told to stop: how many heavy emails or requests it made.
+Party = Callable[[threading.Event], int]
 
 
 def _email(body: str, *, attachments: tuple[tuple[str, bytes], ...] = (), n: int = 0) -> bytes:
@@ -70,10 +74,44 @@ def _big_body(n: int) -> bytes:
     return _email("<envoi><keyid>nobody</keyid></envoi>\r\n" + _BIG, n=n)
 
 
-HEAVY: dict[str, Callable[[], Callable[[int], bytes]]] = {
-    "150,000-line CSV, unknown keyid": lambda: _campaign("nobody"),
-    "150,000-line CSV, authorised (23)": lambda: _campaign(KEYID),
-    "3.5 MB bodies, unknown keyid": lambda: _big_body,
+def _numbers(n: int) -> bytes:
+    numbers = "".join(f"<num{i}>{number(i)}</num{i}>\r\n" for i in range(1, 501))
+    body = f"<envoi><keyid>{KEYID}</keyid>{numbers}<sms>x</sms><emailId>{9_000_000 + n}</emailId>"
+    return _email(body + "</envoi>", n=n)
+
+
+def _mailer(making: Callable[[], Callable[[int], bytes]]) -> Callable[[Server], Party]:
+    """A party that sends the heavy emails `making()` makes (built when the run starts)."""
+
+    def prepare(gateway: Server) -> Party:
+        make = making()
+        return lambda stop: _heavy(gateway.smtp, make, stop)
+
+    return prepare
+
+
+def _list_poller(gateway: Server) -> Party:
+    """Stores CAMPAIGNS requests of 500 numbers, then asks for the emails, 1,000 a page."""
+    with smtplib.SMTP(*gateway.smtp, timeout=120) as client:
+        for n in range(CAMPAIGNS):
+            client.sendmail("app@example.com", [GATEWAY_ADDRESS], _numbers(n))
+
+    def poll(stop: threading.Event) -> int:
+        asked = 0
+        with httpx.Client(base_url=gateway.api, timeout=120) as http:
+            while not stop.is_set() and asked < HEAVY_MAX:
+                http.get("/api/v1/emails", params={"limit": 1000}).raise_for_status()
+                asked += 1
+        return asked
+
+    return poll
+
+
+HEAVY: dict[str, Callable[[Server], Party]] = {
+    "150,000-line CSV, unknown keyid": _mailer(lambda: _campaign("nobody")),
+    "150,000-line CSV, authorised (23)": _mailer(lambda: _campaign(KEYID)),
+    "3.5 MB bodies, unknown keyid": _mailer(lambda: _big_body),
+    "GET /api/v1/emails?limit=1000, 500 results each": _list_poller,
 }
 
 
@@ -119,9 +157,7 @@ def _heavy(smtp: tuple[str, int], make: Callable[[int], bytes], stop: threading.
     return sent
 
 
-def _measure(
-    gateway: Server, make: Callable[[int], bytes] | None, seconds: float, first_id: int
-) -> dict[str, Any]:
+def _measure(gateway: Server, party: Party | None, seconds: float, first_id: int) -> dict[str, Any]:
     stop = threading.Event()
     found: dict[str, Any] = {}
 
@@ -134,8 +170,8 @@ def _measure(
         keep("ordinary", lambda: _ordinary(gateway.smtp, stop, first_id)),
         keep("health", lambda: _health(gateway.api, stop)),
     ]
-    if make is not None:
-        threads.append(keep("heavy", lambda: _heavy(gateway.smtp, make, stop)))
+    if party is not None:
+        threads.append(keep("heavy", lambda: party(stop)))
     stop.wait(seconds)
     stop.set()
     for thread in threads:
@@ -155,9 +191,10 @@ def abuse_phase(folder: Path, seconds: float) -> dict[str, Any]:
     try:
         say("abuse: the ordinary client alone")
         results["alone"] = _measure(gateway, None, seconds, 8_000_000)
-        for index, (name, factory) in enumerate(HEAVY.items(), start=1):
+        for index, (name, prepare) in enumerate(HEAVY.items(), start=1):
             say(f"abuse: the ordinary client while one party sends {name}")
-            results[name] = _measure(gateway, factory(), seconds, 8_000_000 + index * 100_000)
+            party = prepare(gateway)
+            results[name] = _measure(gateway, party, seconds, 8_000_000 + index * 100_000)
     finally:
         gateway.stop()
     return results
