@@ -195,7 +195,7 @@ _CACHE_KIB = 16 * 1024
 # (SQLite's default: 1000). A 500-number request rewrites the same ~500 index leaves batch
 # after batch: a checkpoint copies each page once however many times the WAL holds it, so
 # fewer, larger ones copy far less. Measured (`bench.floor --stored 300000 --batches 150`):
-# 5.8 ms → 4.4 ms of wall time per 500-SMS email, no better with none at all; the WAL file
+# 5.8 ms → 4.7 ms of wall time per 500-SMS email, no better with none at all; the WAL file
 # then stays up to ~40 MiB (a reset, `DELETE /api/v1/messages`, gives it back).
 _CHECKPOINT_PAGES = 10_000
 
