@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from gateway import heap
+from gateway import runtime
 from gateway.cli.common import command, database_shown, opening_database, unusable_database
 from gateway.config import DatabaseSettings, Settings
 from gateway.errors import ConfigError, NotMigratedError, StorageError
@@ -85,7 +85,7 @@ async def _serve(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
     try:
         await _start(gateway, url)
-        heap.settle()
+        runtime.settle()
         print(*listening(settings, gateway.smtp_port, gateway.http_port), sep="\n", flush=True)
         await stop.wait()
     finally:

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from sqlalchemy.engine import URL, make_url
 
-from gateway import heap
+from gateway import runtime
 from gateway.core.model import Intake, ReplyState, RuleSettings
 from gateway.errors import ProcessingError
 from gateway.store.batch import Written
@@ -186,7 +186,7 @@ def main(fd: int) -> None:
             return
         url, rules, reply_state = init
         writer = SqliteWriter(make_url(url), rules, reply_state)
-        heap.settle()
+        runtime.settle()
         try:
             while (request := _read(stream)) is not None:
                 batch, now = request

@@ -1,4 +1,4 @@
-"""heap.settle: the collector's settings of the gateway's long-running processes."""
+"""runtime.settle: the interpreter's settings of the gateway's long-running processes."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 
 # Run in a child: the settings are the interpreter's own, and pytest's must stay as they are.
 CHILD = """
-import gc, weakref
-from gateway import heap
+import gc, sys, weakref
+from gateway import runtime
 
 before = gc.get_threshold()
-heap.settle()
-print(gc.get_freeze_count(), *gc.get_threshold(), *before[1:])
+runtime.settle()
+print(gc.get_freeze_count(), *gc.get_threshold(), *before[1:], sys.getswitchinterval())
 
 class Node:
     pass
@@ -26,12 +26,13 @@ print(gone() is None)
 """
 
 
-def test_settle_freezes_what_exists_and_collects_the_young_less_often() -> None:
+def test_settle_freezes_what_exists_collects_the_young_less_often_and_switches_sooner() -> None:
     out = subprocess.run(
         [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split("\n")
-    frozen, young, middle, old, middle_before, old_before = map(int, out[0].split())
+    frozen, young, middle, old, middle_before, old_before = map(int, out[0].split()[:6])
     assert frozen > 1000  # the modules' objects, out of the collector's sight
     assert young == 10_000
     assert (middle, old) == (middle_before, old_before)
+    assert float(out[0].split()[6]) == 0.001  # seconds
     assert out[1] == "True"  # a cycle made afterwards is still collected
