@@ -21,9 +21,9 @@ from gateway.events import Changes
 from gateway.mailer import build_reply, deliver
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
-from gateway.store import migrate
 from gateway.store.engine import make_engine, write_transaction
-from gateway.store.tables import accounts, emails, replies
+from gateway.store.tables import emails, replies
+from tests.database import with_demo_account
 from tests.relay import Relay
 
 SENDER = "noreply@isendpro-api.com"
@@ -179,36 +179,20 @@ async def test_deliver_gives_up_on_a_relay_that_does_not_answer(relay: Relay) ->
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated database (each backend in turn, see conftest) with one account and one
     inbound email the replies belong to."""
-    engine = make_engine(database_url)
-    await migrate.upgrade(engine)
-    async with write_transaction(engine) as conn:
-        account_id = await conn.scalar(
-            insert(accounts)
-            .returning(accounts.c.id)
-            .values(
-                keyid="demo",
-                login="demo",
-                password="demo",
-                domains=["example.com"],
-                senders=[],
-                allowed_ips=[],
-                blacklist=[],
-                created_at=CREATED,
+    async with with_demo_account(database_url, CREATED) as (engine, account_id):
+        async with write_transaction(engine) as conn:
+            await conn.execute(
+                insert(emails).values(
+                    id=1,
+                    received_at=CREATED,
+                    status="processed",
+                    account_id=account_id,
+                    results=[],
+                    warnings=[],
+                    raw=b"",
+                )
             )
-        )
-        await conn.execute(
-            insert(emails).values(
-                id=1,
-                received_at=CREATED,
-                status="processed",
-                account_id=account_id,
-                results=[],
-                warnings=[],
-                raw=b"",
-            )
-        )
-    yield engine
-    await engine.dispose()
+        yield engine
 
 
 async def queue(engine: AsyncEngine, *recipients: str) -> list[int]:

@@ -12,15 +12,12 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store import migrate, provider, reads
-from gateway.store.engine import make_engine, write_transaction
-from gateway.store.tables import SCHEDULED, accounts, sms, with_tracker
+from gateway.store import provider, reads
+from gateway.store.engine import write_transaction
+from gateway.store.tables import SCHEDULED, sms, with_tracker
+from tests.database import with_demo_account
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-ACCOUNT = {
-    "keyid": "demo", "login": "demo", "password": "demo", "domains": [], "senders": [],
-    "allowed_ips": [], "blacklist": [], "created_at": NOW,
-}  # fmt: skip
 SCHEDULED_SMS = {
     "to": "+33601020304", "tracker": "", "channel": "http", "state": "scheduled",
     "due_at": NOW - timedelta(hours=1),
@@ -31,26 +28,23 @@ SCHEDULED_SMS = {
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated database with an account, three SMS of which one has a tracker, and one
     scheduled SMS due an hour ago."""
-    engine = make_engine(database_url)
-    await migrate.upgrade(engine)
-    async with write_transaction(engine) as conn:
-        account_id = await conn.scalar(insert(accounts).returning(accounts.c.id).values(ACCOUNT))
+    async with with_demo_account(database_url, NOW) as (engine, account_id):
         sent = {
             "account_id": account_id, "sender": "S", "text": "t", "parts": 1,
             "encoding": "gsm7", "created_at": NOW, "channel": "mail", "state": "sent",
             "due_at": None,
         }  # fmt: skip
-        await conn.execute(
-            insert(sms),
-            [
-                {**sent, "to": "+33601020301", "tracker": "campaign-7"},
-                {**sent, "to": "+33601020302", "tracker": ""},
-                {**sent, "to": "+33601020303", "tracker": ""},
-                {**sent, **SCHEDULED_SMS},
-            ],
-        )
-    yield engine
-    await engine.dispose()
+        async with write_transaction(engine) as conn:
+            await conn.execute(
+                insert(sms),
+                [
+                    {**sent, "to": "+33601020301", "tracker": "campaign-7"},
+                    {**sent, "to": "+33601020302", "tracker": ""},
+                    {**sent, "to": "+33601020303", "tracker": ""},
+                    {**sent, **SCHEDULED_SMS},
+                ],
+            )
+        yield engine
 
 
 async def _plan(conn: AsyncConnection, statement: Any) -> str:
