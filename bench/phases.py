@@ -280,12 +280,13 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
     from gateway.store.sqlite_writer import DriverInsert
-    from gateway.store.tables import accounts, emails, sms
+    from gateway.store.tables import accounts, emails, sms, sms_groups
 
     dialect = sqlite_dialect.dialect()
-    insert_account, insert_email, insert_sms = (
-        DriverInsert(table, dialect) for table in (accounts, emails, sms)
+    insert_account, insert_email, insert_group = (
+        DriverInsert(table, dialect) for table in (accounts, emails, sms_groups)
     )
+    insert_sms = DriverInsert(sms, dialect, with_id=True)
     started = time.monotonic()
     rng = random.Random(20261201)
     numbers = [f"0613{n:06d}" for n in range(NUMBER_POOL)]
@@ -311,7 +312,7 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
         sent = 0
         email_row = 0
         for first in range(0, email_count, chunk):
-            email_rows, sms_rows_chunk = [], []
+            email_rows, group_rows, sms_rows_chunk = [], [], []
             for e in range(first, min(first + chunk, email_count)):
                 when = base + timedelta(seconds=e)
                 email_id = str(e + 1)
@@ -325,26 +326,35 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
                     }
                 )  # fmt: skip
                 email_row += 1
-                for _ in range(min(SMS_PER_EMAIL, sms_rows - sent)):
+                count = min(SMS_PER_EMAIL, sms_rows - sent)
+                group_rows.append(
+                    {
+                        "id": sent + 1, "last_id": sent + count, "email_row": email_row,
+                        "account_id": account_id, "email_id": email_id, "created_at": when,
+                        "channel": "mail",
+                    }
+                )  # fmt: skip
+                for _ in range(count):
+                    sent += 1
                     sms_rows_chunk.append(
                         {
-                            "email_row": email_row, "account_id": account_id,
+                            "id": sent, "group_id": group_rows[-1]["id"],
                             "to": numbers[rng.randrange(NUMBER_POOL)], "sender": "MaSociete",
                             "text": text, "parts": 1, "encoding": "gsm7",
-                            "tracker": f"campaign-{e % TRACKERS}", "email_id": email_id,
-                            "created_at": when, "channel": "mail", "state": "sent",
+                            "tracker": f"campaign-{e % TRACKERS}", "state": "sent",
                             "due_at": None,
                         }
                     )  # fmt: skip
-                    sent += 1
             con.execute("BEGIN")
             con.executemany(insert_email.sql, insert_email.values(email_rows))
+            con.executemany(insert_group.sql, insert_group.values(group_rows))
             con.executemany(insert_sms.sql, insert_sms.values(sms_rows_chunk))
             con.execute("COMMIT")
         # What the writer's batches keep (tables.sms_counts), counted once here.
         con.execute(
             "INSERT INTO sms_counts (account_id, channel, total) "
-            "SELECT account_id, channel, COUNT(*) FROM sms GROUP BY account_id, channel"
+            "SELECT account_id, channel, COUNT(*) FROM sms JOIN sms_groups AS g "
+            "ON g.id = sms.group_id GROUP BY account_id, channel"
         )
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

@@ -16,7 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.errors import ConflictError, InvalidFieldError, NotFoundError, invalid_field
 from gateway.store import accounts, reads
 from gateway.store.engine import give_space_back, write_transaction
-from gateway.store.tables import email_ids, emails, faults, replies, sms, sms_counts
+from gateway.store.tables import (
+    SMS_WITH_GROUP,
+    email_ids,
+    emails,
+    faults,
+    replies,
+    sms,
+    sms_counts,
+    sms_groups,
+)
 
 # What a patch sets: the fields, or a function of the account as it is (its row locked).
 Changes = Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -117,6 +126,8 @@ async def reset_messages(engine: AsyncEngine) -> dict[str, int]:
             ("emails", emails),
         ):
             deleted[name] = (await conn.execute(delete(table))).rowcount
+            if table is sms:
+                await conn.execute(delete(sms_groups))
         await conn.execute(delete(sms_counts))
     await give_space_back(engine)
     return deleted
@@ -129,8 +140,8 @@ async def recount_sms(conn: AsyncConnection) -> None:
     await conn.execute(
         insert(sms_counts).from_select(
             ["account_id", "channel", "total"],
-            select(sms.c.account_id, sms.c.channel, func.count()).group_by(
-                sms.c.account_id, sms.c.channel
-            ),
+            select(sms_groups.c.account_id, sms_groups.c.channel, func.count())
+            .select_from(SMS_WITH_GROUP)
+            .group_by(sms_groups.c.account_id, sms_groups.c.channel),
         )
     )

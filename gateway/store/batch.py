@@ -33,6 +33,7 @@ from gateway.core.model import (
 from gateway.core.outcome import Outcome
 from gateway.errors import ProcessingError
 from gateway.ratelimit import RateLimiter
+from gateway.store.sms_ids import GROUP_FIELDS
 from gateway.store.tables import accounts, emails, faults
 
 Row = dict[str, Any]
@@ -60,16 +61,29 @@ SMS_FIELDS = ("to", "sender", "text", "parts", "encoding", "tracker")
 
 @dataclass(frozen=True, slots=True)
 class SmsRows:
-    """The `sms` rows of one decided request: the columns they share, and its SMS in order.
-    Given to the database as they are: a driver can build its rows column by column."""
+    """The SMS of one decided request: the columns they share (their group's, `GROUP_FIELDS`,
+    and the `state` and `due_at` each one starts with), and its SMS in order. Given to the
+    database as they are: a driver can build its rows column by column."""
 
     shared: Row
     sent: tuple[Sms, ...]
 
-    def rows(self) -> list[Row]:
+    def group(self, first: int) -> Row:
+        """The row of `sms_groups`, its SMS given the ids `first` onwards."""
+        last = first + len(self.sent) - 1
+        return {"id": first, "last_id": last, **{name: self.shared[name] for name in GROUP_FIELDS}}
+
+    def rows(self, first: int) -> list[Row]:
+        state, due_at = self.shared["state"], self.shared["due_at"]
         return [
-            {**self.shared, **{name: getattr(one, name) for name in SMS_FIELDS}}
-            for one in self.sent
+            {
+                "id": first + k,
+                "group_id": first,
+                "state": state,
+                "due_at": due_at,
+                **{name: getattr(one, name) for name in SMS_FIELDS},
+            }
+            for k, one in enumerate(self.sent)
         ]
 
 
@@ -91,7 +105,8 @@ class Statements(Protocol):
     def insert_email(self, row: Row) -> int:
         """Insert the email's row; its id."""
 
-    def insert_sms(self, groups: Sequence[SmsRows]) -> None: ...
+    def insert_sms(self, groups: Sequence[SmsRows]) -> None:
+        """Insert the groups and their SMS, each group's ids in one block (sms_ids.py)."""
 
     def insert_replies(self, rows: Sequence[Row]) -> None: ...
 
@@ -372,8 +387,6 @@ class _Book:
             self._active = tuple(f for f in self._faults.values() if f.remaining > 0)
 
     def flush(self) -> None:
-        if self._sms:
-            self._db.insert_sms(self._sms)
         if self._replies:
             self._db.insert_replies(self._replies)
         for account_id, parts in self._debits.items():
@@ -383,4 +396,6 @@ class _Book:
             self._db.spend_faults(self._spent)
         if self._counts:
             self._db.count_sms(self._counts)
+        if self._sms:  # last: on PostgreSQL, its id reservation holds a lock until the commit
+            self._db.insert_sms(self._sms)
         self._db.remember(self._accounts, self._active)

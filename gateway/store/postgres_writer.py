@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.model import Account, Fault, ReplyState, RuleSettings
-from gateway.store import accounts
+from gateway.store import accounts, sms_ids
 from gateway.store.batch import (
     ACTIVE_FAULTS,
     DEBIT,
@@ -24,7 +24,7 @@ from gateway.store.batch import (
 )
 from gateway.store.engine import write_transaction
 from gateway.store.tables import accounts as accounts_table
-from gateway.store.tables import email_ids, emails, replies, sms, sms_counts
+from gateway.store.tables import email_ids, emails, replies, sms, sms_counts, sms_groups
 
 T = TypeVar("T")
 
@@ -39,6 +39,7 @@ _LOCK_ACCOUNTS = (
 _ACTIVE_FAULTS_LOCKED = ACTIVE_FAULTS.with_for_update()
 _CLAIM = postgresql.insert(email_ids).on_conflict_do_nothing()
 _INSERT_EMAIL = insert(emails).returning(emails.c.id)
+_INSERT_GROUP = insert(sms_groups)
 _INSERT_SMS = insert(sms)
 _INSERT_REPLY = insert(replies)
 # The SMS counts of the batch added to those kept (tables.sms_counts); the rows it locks are
@@ -76,7 +77,12 @@ class PostgresStatements:
         return inserted
 
     def insert_sms(self, groups: Sequence[SmsRows]) -> None:
-        self._conn.execute(_INSERT_SMS, [row for group in groups for row in group.rows()])
+        sizes = [len(group.sent) for group in groups]
+        first = sms_ids.reserve(self._conn, sum(sizes))
+        begins = sms_ids.starts(first, sizes)
+        self._conn.execute(_INSERT_GROUP, [g.group(b) for g, b in zip(groups, begins, strict=True)])
+        rows = [row for g, b in zip(groups, begins, strict=True) for row in g.rows(b)]
+        self._conn.execute(_INSERT_SMS, rows)
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._conn.execute(_INSERT_REPLY, rows)

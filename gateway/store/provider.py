@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.model import SmsState
 from gateway.store.engine import write_transaction
-from gateway.store.tables import SCHEDULED, accounts, sms
+from gateway.store.tables import GROUPS_WITH_SMS, SCHEDULED, accounts, sms, sms_groups
 
 
 async def credit(conn: AsyncConnection, account_id: int) -> int:
@@ -61,20 +61,25 @@ async def sms_between(
     rows = await conn.execute(
         select(
             sms.c.id,
-            sms.c.created_at,
+            sms_groups.c.created_at,
             sms.c.to,
             sms.c.sender,
             sms.c.text,
             sms.c.parts,
             sms.c.encoding,
             sms.c.tracker,
-            sms.c.channel,
+            sms_groups.c.channel,
             sms.c.state,
             sms.c.due_at,
-            sms.c.email_id,
+            sms_groups.c.email_id,
         )
-        .where(sms.c.account_id == account_id, sms.c.created_at >= start, sms.c.created_at <= end)
-        .order_by(sms.c.id)
+        .select_from(GROUPS_WITH_SMS)
+        .where(
+            sms_groups.c.account_id == account_id,
+            sms_groups.c.created_at >= start,
+            sms_groups.c.created_at <= end,
+        )
+        .order_by(sms_groups.c.id, sms.c.id)
     )
     return [dict(row._mapping) for row in rows]
 

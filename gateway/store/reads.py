@@ -11,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.core.model import Channel, EmailStatus, ReplyKind, ReplyState
 from gateway.store.tables import (
+    GROUPS_WITH_SMS,
+    SMS_WITH_GROUP,
     accounts,
     emails,
     faults,
     replies,
     sms,
     sms_counts,
+    sms_groups,
     with_tracker,
 )
 
@@ -47,7 +50,8 @@ def _sent(
         *([sms.c.to == number] if number is not None else []),
         *([with_tracker(tracker)] if tracker is not None else []),
     ]
-    return [email_row.in_(select(sms.c.email_row).where(*wanted))] if wanted else []
+    sent = select(sms_groups.c.email_row).select_from(SMS_WITH_GROUP).where(*wanted)
+    return [email_row.in_(sent)] if wanted else []
 
 
 async def _page(
@@ -59,20 +63,24 @@ async def _page(
     paging: tuple[int, int, int | None],
     count: Select[Any],
     partition: int = 200,
+    order: Sequence[ColumnElement[Any]] = (),
 ) -> tuple[list[RowMapping], int]:
     """One filter, two statements: the page (ORDER BY id DESC LIMIT, below `before_id` when
     given: a deep page by keyset costs what the first one does) and the total of all matches.
-    `paging` is (limit, offset, before_id); the rows are read `partition` at a time."""
+    `paging` is (limit, offset, before_id); the rows are read `partition` at a time; `order`,
+    when given, is the id's order in other words (columns, each descending and each below
+    `before_id`)."""
     limit, offset, before_id = paging
     total = int((await conn.execute(count)).scalar_one())
     if limit == 0 or offset >= total:
         return [], total
-    keyset = [id_column < before_id] if before_id is not None else []
+    order = order or (id_column,)
+    keyset = [column < before_id for column in order] if before_id is not None else []
     rows = await conn.stream(
         select(*columns)
         .select_from(source)
         .where(*conditions, *keyset)
-        .order_by(id_column.desc())
+        .order_by(*(column.desc() for column in order))
         .limit(limit)
         .offset(offset)
     )
@@ -88,6 +96,23 @@ def _count(table: FromClause, conditions: Sequence[ColumnElement[bool]]) -> Sele
     return select(func.count()).select_from(table).where(*conditions)
 
 
+_SMS_COLUMNS = (
+    sms.c.id,
+    sms.c.to,
+    sms.c.sender,
+    sms.c.text,
+    sms.c.parts,
+    sms.c.encoding,
+    sms.c.tracker,
+    accounts.c.keyid.label("account"),
+    sms_groups.c.email_id,
+    sms_groups.c.created_at,
+    sms_groups.c.channel,
+    sms.c.state,
+    sms.c.due_at,
+)
+
+
 async def list_sms(
     conn: AsyncConnection,
     *,
@@ -101,49 +126,44 @@ async def list_sms(
     offset: int = 0,
     before_id: int | None = None,
 ) -> Page:
-    conditions: list[ColumnElement[bool]] = []
+    grouped: list[ColumnElement[bool]] = []  # on the columns of the SMS's group
     counted: list[ColumnElement[bool]] = []  # the same filter on sms_counts
     if channel is not None:
-        conditions.append(sms.c.channel == channel)
+        grouped.append(sms_groups.c.channel == channel)
         counted.append(sms_counts.c.channel == channel)
     if account is not None:
-        conditions.append(sms.c.account_id == _account_id(account))
+        grouped.append(sms_groups.c.account_id == _account_id(account))
         counted.append(sms_counts.c.account_id == _account_id(account))
     count = (
         select(func.coalesce(func.sum(sms_counts.c.total), 0)).where(*counted)
         if to is None and tracker is None and email_id is None and email_row is None
         else None
     )
-    if to is not None:
-        conditions.append(sms.c.to == to)
     if email_row is not None:
-        conditions.append(sms.c.email_row == email_row)
-    if tracker is not None:
-        conditions.append(with_tracker(tracker))
+        grouped.append(sms_groups.c.email_row == email_row)
     if email_id is not None:
-        conditions.append(sms.c.email_id == email_id)
+        grouped.append(sms_groups.c.email_id == email_id)
+    own: list[ColumnElement[bool]] = []  # on the SMS's own columns
+    if to is not None:
+        own.append(sms.c.to == to)
+    if tracker is not None:
+        own.append(with_tracker(tracker))
+    conditions = [*grouped, *own]
+    order: tuple[ColumnElement[Any], ...]
+    if grouped and not own:
+        # From the matching groups, newest first, to each one's SMS (tables.sms_groups).
+        source, order = GROUPS_WITH_SMS, (sms_groups.c.id, sms.c.id)
+    else:
+        source, order = SMS_WITH_GROUP, (sms.c.id,)
     rows, total = await _page(
         conn,
-        sms.join(accounts, sms.c.account_id == accounts.c.id),
-        [
-            sms.c.id,
-            sms.c.to,
-            sms.c.sender,
-            sms.c.text,
-            sms.c.parts,
-            sms.c.encoding,
-            sms.c.tracker,
-            accounts.c.keyid.label("account"),
-            sms.c.email_id,
-            sms.c.created_at,
-            sms.c.channel,
-            sms.c.state,
-            sms.c.due_at,
-        ],
+        source.join(accounts, sms_groups.c.account_id == accounts.c.id),
+        _SMS_COLUMNS,
         sms.c.id,
         conditions,
         (limit, offset, before_id),
-        _count(sms, conditions) if count is None else count,
+        _count(source, conditions) if count is None else count,
+        order=order,
     )
     return Page(
         [

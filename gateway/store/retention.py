@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.model import ReplyState
 from gateway.store import admin
 from gateway.store.engine import write_transaction
-from gateway.store.tables import emails, replies, sms
+from gateway.store.tables import emails, replies, sms, sms_groups
 
 CHUNK = 2000  # emails deleted per transaction: the writer never waits long behind a prune
 
@@ -35,8 +35,8 @@ async def prune(
             )
             if not ids:
                 break
+            deleted["sms"] += await _delete_groups(conn, sms_groups.c.email_row.in_(ids))
             for name, table, column in (
-                ("sms", sms, sms.c.email_row),
                 ("replies", replies, replies.c.email_row),
                 ("emails", emails, emails.c.id),
             ):
@@ -44,13 +44,24 @@ async def prune(
             await admin.recount_sms(conn)  # the API's totals read the counts
     if older_than is not None:
         async with write_transaction(engine) as conn:
-            deleted["sms"] += (
-                await conn.execute(
-                    delete(sms).where(sms.c.email_row.is_(None), sms.c.created_at < older_than)
-                )
-            ).rowcount
+            deleted["sms"] += await _delete_groups(
+                conn, sms_groups.c.email_row.is_(None), sms_groups.c.created_at < older_than
+            )
             await admin.recount_sms(conn)
     return deleted
+
+
+async def _delete_groups(conn: AsyncConnection, *where: ColumnElement[bool]) -> int:
+    """Delete these groups of SMS with their SMS (each group's range of ids); how many SMS
+    (an SMS is only ever deleted with its whole group: here and by a reset)."""
+    doomed = (await conn.execute(select(sms_groups.c.id, sms_groups.c.last_id).where(*where))).all()
+    if not doomed:
+        return 0
+    ranges = [{"first": first, "last": last} for first, last in doomed]
+    in_range = sms.c.id.between(bindparam("first"), bindparam("last"))
+    await conn.execute(delete(sms).where(in_range), ranges)
+    await conn.execute(delete(sms_groups).where(sms_groups.c.id == bindparam("first")), ranges)
+    return sum(last - first + 1 for first, last in doomed)
 
 
 async def _first_kept(conn: AsyncConnection, keep_emails: int) -> int | None:

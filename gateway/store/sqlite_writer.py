@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
-from gateway.store import accounts
+from gateway.store import accounts, sms_ids
 from gateway.store.batch import (
     ACTIVE_FAULTS,
     DEBIT,
@@ -42,7 +42,7 @@ from gateway.store.batch import (
     fault_from_row,
 )
 from gateway.store.engine import WRITE, tune_sqlite
-from gateway.store.tables import email_ids, emails, replies, sms, sms_counts
+from gateway.store.tables import email_ids, emails, replies, sms, sms_counts, sms_groups
 
 T = TypeVar("T")
 _UNSEEN = object()
@@ -66,8 +66,9 @@ class DriverInsert:
         *,
         ignore_conflict: bool = False,
         fields: Sequence[str] = (),
+        with_id: bool = False,
     ) -> None:
-        names = [c.name for c in table.c if c is not table.autoincrement_column]
+        names = [c.name for c in table.c if with_id or c is not table.autoincrement_column]
         statement = sqlite.insert(table)
         if ignore_conflict:
             statement = statement.on_conflict_do_nothing()
@@ -96,15 +97,20 @@ class DriverInsert:
             by_column[conversion.index] = conversion.apply(by_column[conversion.index])
         return list(zip(*by_column, strict=True))
 
-    def grouped_values(self, groups: Sequence[SmsRows]) -> list[tuple[Any, ...]]:
-        """`values` of the rows of these groups, each column taken whole from a group: the
-        attribute of that name of each of its SMS for the `fields`, else the value its rows
-        share (converted once for them all: a batch of 8 one-SMS emails costs 13 columns, not
-        8 rows of 13)."""
+    def grouped_values(self, groups: Sequence[SmsRows], first: int) -> list[tuple[Any, ...]]:
+        """`values` of the SMS rows of these groups, their ids from `first` on, each column
+        taken whole from a group: the attribute of that name of each of its SMS for the
+        `fields`, else the value its rows share (converted once for them all: a batch of 8
+        one-SMS emails costs 13 columns, not 8 rows of 13)."""
         sizes = [len(group.sent) for group in groups]
         by_column: list[list[Any]] = []
         for name, own, conversion in zip(self.columns, self._own, self._converted, strict=True):
-            if own is not None:
+            if name == "id":
+                by_column.append(list(range(first, first + sum(sizes))))
+            elif name == "group_id":
+                begins = sms_ids.starts(first, sizes)
+                by_column.append(list(chain.from_iterable(map(repeat, begins, sizes))))
+            elif own is not None:
                 values = list(chain.from_iterable(map(own, group.sent) for group in groups))
                 by_column.append(values if conversion is None else conversion.apply(values))
             else:
@@ -164,7 +170,8 @@ class _Inserts:
     def __init__(self, dialect: Dialect) -> None:
         self.claim = DriverInsert(email_ids, dialect, ignore_conflict=True)
         self.email = DriverInsert(emails, dialect)
-        self.sms = DriverInsert(sms, dialect, fields=SMS_FIELDS)
+        self.groups = DriverInsert(sms_groups, dialect)
+        self.sms = DriverInsert(sms, dialect, fields=SMS_FIELDS, with_id=True)
         self.replies = DriverInsert(replies, dialect)
         self.debit = DriverStatement(DEBIT, dialect)
         self.spend_fault = DriverStatement(SPEND_FAULT, dialect)
@@ -240,8 +247,12 @@ class SqliteStatements:
         return email_row
 
     def insert_sms(self, groups: Sequence[SmsRows]) -> None:
-        insert = self._inserts.sms
-        self._driver.executemany(insert.sql, insert.grouped_values(groups))
+        inserts = self._inserts
+        first = (self._driver.execute(sms_ids.SQLITE_LAST).fetchone() or (0,))[0] + 1
+        begins = sms_ids.starts(first, [len(group.sent) for group in groups])
+        rows = [group.group(begin) for group, begin in zip(groups, begins, strict=True)]
+        self._driver.executemany(inserts.groups.sql, inserts.groups.values(rows))
+        self._driver.executemany(inserts.sms.sql, inserts.sms.grouped_values(groups, first))
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._driver.executemany(self._inserts.replies.sql, self._inserts.replies.values(rows))

@@ -121,30 +121,48 @@ email_ids = Table(
     Column("email_id", String(64), primary_key=True),
 )
 
+# The SMS of one request (an email, or an HTTP API call) share these columns: stored once for
+# the request, not on each of its (up to thousands of) SMS with an index entry each. Its SMS
+# have the ids `id` … `last_id`, none other's in between (the writers reserve a request's ids in
+# one block: gateway/store/sms_ids.py): a filter on these columns walks the matching groups
+# newest first and each one's ids downwards, which is the SMS newest first.
+sms_groups = Table(
+    "sms_groups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),  # the first SMS's id
+    Column("last_id", Id, nullable=False),
+    Column("email_row", Id, ForeignKey("emails.id"), nullable=True),  # None: HTTP API
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("email_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("channel", String(8), nullable=False),  # mail|http
+    Index("ix_sms_groups_account_id_id", "account_id", "id"),
+    Index("ix_sms_groups_email_id_id", "email_id", "id"),
+    Index("ix_sms_groups_email_row", "email_row"),
+    Index("ix_sms_groups_channel_id", "channel", "id"),
+)
+
 sms = Table(
     "sms",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("email_row", Id, ForeignKey("emails.id"), nullable=True),  # None: HTTP API
-    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("group_id", Id, ForeignKey("sms_groups.id"), nullable=False),
     Column("to", String(32), nullable=False),
     Column("sender", String(16), nullable=False),
     Column("text", Text, nullable=False),
     Column("parts", Integer, nullable=False),
     Column("encoding", String(8), nullable=False),
     Column("tracker", String(64), nullable=False, server_default=""),
-    Column("email_id", String(64), nullable=True),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("channel", String(8), nullable=False, server_default="mail"),  # mail|http
     Column("state", String(16), nullable=False, server_default="sent"),  # sent|scheduled
     Column("due_at", UtcDateTime(), nullable=True),  # a deferred send's time (date_envoi)
     Index("ix_sms_to_id", "to", "id"),
-    Index("ix_sms_account_id_id", "account_id", "id"),
-    Index("ix_sms_email_id_id", "email_id", "id"),
-    Index("ix_sms_email_row", "email_row"),
-    Index("ix_sms_channel_id", "channel", "id"),
     sqlite_autoincrement=True,
 )
+
+# The SMS with their group's columns (each SMS finds its group by primary key).
+SMS_WITH_GROUP = sms.join(sms_groups, sms_groups.c.id == sms.c.group_id)
+# The SMS of the groups, found from the groups (a filter on their columns): see sms_groups.
+GROUPS_WITH_SMS = sms_groups.join(sms, sms.c.id.between(sms_groups.c.id, sms_groups.c.last_id))
 
 # Two indexes hold only the SMS a read looks for: most SMS have no tracker and are not
 # scheduled, and each index an SMS enters costs its insert (~0.4 ms of a 500-SMS request's

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store import provider, reads
+from gateway.store import provider, reads, sms_ids
 from gateway.store.engine import write_transaction
 from gateway.store.tables import SCHEDULED, sms, with_tracker
 from tests.database import with_demo_account
@@ -35,8 +35,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
             "due_at": None,
         }  # fmt: skip
         async with write_transaction(engine) as conn:
-            await conn.execute(
-                insert(sms),
+            await conn.run_sync(
+                sms_ids.insert_flat,
                 [
                     {**sent, "to": "+33601020301", "tracker": "campaign-7"},
                     {**sent, "to": "+33601020302", "tracker": ""},

@@ -26,6 +26,7 @@ from gateway.store.engine import make_engine, write_transaction
 from gateway.store.postgres_writer import PostgresWriter
 from gateway.store.sqlite_writer import DriverInsert, SqliteWriter
 from gateway.store.tables import (
+    SMS_WITH_GROUP,
     accounts,
     email_ids,
     emails,
@@ -34,6 +35,7 @@ from gateway.store.tables import (
     replies,
     sms,
     sms_counts,
+    sms_groups,
 )
 from gateway.store.writer import Writer, Written, open_writer
 from gateway.store.writer_process import ProcessWriter
@@ -123,19 +125,31 @@ async def stored_rows(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
         keyids = dict((await conn.execute(select(accounts.c.id, accounts.c.keyid))).all())
         email_rows = (await conn.execute(select(emails.c.id).order_by(emails.c.id))).scalars()
         place = {row: n for n, row in enumerate(email_rows)}
+        groups = (await conn.execute(select(sms_groups.c.id).order_by(sms_groups.c.id))).scalars()
+        group_place = {row: n for n, row in enumerate(groups)}
         tables: dict[str, list[dict[str, Any]]] = {}
-        for table in (accounts, emails, email_ids, sms, replies, faults, sms_counts):
+        for table in (accounts, emails, email_ids, sms_groups, sms, replies, faults, sms_counts):
             order = list(table.primary_key.columns)
             rows = (await conn.execute(select(table).order_by(*order))).mappings()
-            tables[table.name] = [normalised(table, dict(row), keyids, place) for row in rows]
+            tables[table.name] = [
+                normalised(table, dict(row), keyids, place, group_place) for row in rows
+            ]
     return tables
 
 
 def normalised(
-    table: Table, row: dict[str, Any], keyids: dict[int, str], place: dict[int, int]
+    table: Table,
+    row: dict[str, Any],
+    keyids: dict[int, str],
+    place: dict[int, int],
+    group_place: dict[int, int],
 ) -> dict[str, Any]:
     if table.autoincrement_column is not None:
         del row[table.autoincrement_column.name]
+    if table is sms_groups:  # its ids are its SMS's: how many it has, not which
+        row["last_id"] -= row.pop("id")
+    if "group_id" in row:
+        row["group_id"] = group_place[row["group_id"]]
     if "account_id" in row and row["account_id"] is not None:
         row["account_id"] = keyids[row["account_id"]]
     if "email_row" in row:
@@ -187,8 +201,10 @@ async def test_the_sms_counts_kept_by_the_batches_are_the_sms_rows_counted(
 ) -> None:
     for half in (BATCH[:5], BATCH[5:]):  # the second batch adds to the counts of the first
         await apply(sqlite_engine, half)
-    counted = select(sms.c.account_id, sms.c.channel, func.count()).group_by(
-        sms.c.account_id, sms.c.channel
+    counted = (
+        select(sms_groups.c.account_id, sms_groups.c.channel, func.count())
+        .select_from(SMS_WITH_GROUP)
+        .group_by(sms_groups.c.account_id, sms_groups.c.channel)
     )
     async with sqlite_engine.connect() as conn:
         kept = {tuple(row) for row in await conn.execute(select(sms_counts))}
@@ -344,15 +360,21 @@ def test_grouped_sms_values_are_the_values_of_their_rows() -> None:
     }
     later = {**shared, "email_row": None, "channel": "http", "state": "scheduled", "due_at": NOW}
     groups = [SmsRows(shared, sent[:3]), SmsRows(later, sent[3:]), SmsRows(shared, sent[1:2])]
-    insert = DriverInsert(sms, create_engine("sqlite://").dialect, fields=SMS_FIELDS)
-    rows = [row for group in groups for row in group.rows()]
-    assert insert.grouped_values(groups) == insert.values(rows)
+    dialect = create_engine("sqlite://").dialect
+    insert = DriverInsert(sms, dialect, fields=SMS_FIELDS, with_id=True)
+    rows = [*groups[0].rows(7), *groups[1].rows(10), *groups[2].rows(11)]
+    assert insert.grouped_values(groups, 7) == insert.values(rows)
     assert len(rows) == 5 and rows[3]["to"] == "0601020303" and rows[3]["state"] == "scheduled"
+    assert [(row["id"], row["group_id"]) for row in rows] == [
+        (7, 7), (8, 7), (9, 7), (10, 10), (11, 11)
+    ]  # fmt: skip
+    assert [groups[0].group(7)["last_id"], groups[2].group(11)["last_id"]] == [9, 11]
 
 
 SAMPLE: dict[str, Any] = {
     "received_at": NOW,
     "created_at": NOW,
+    "group_id": 1,
     "next_attempt_at": None,
     "delivered_at": None,
     "status": "processed",

@@ -14,9 +14,10 @@ from sqlalchemy import insert, select
 from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.core.codes import MESSAGES
+from gateway.store import sms_ids
 from gateway.store.admin import recount_sms
 from gateway.store.engine import write_transaction
-from gateway.store.tables import accounts, emails, replies, sms
+from gateway.store.tables import accounts, emails, replies
 from gateway.web.server import start_http, stop_http
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -108,8 +109,7 @@ class Rows:
             **values,
         }
         async with write_transaction(self.gateway.engine) as conn:
-            result = await conn.execute(insert(sms).values(**row).returning(sms.c.id))
-            sms_id = int(result.scalar_one())
+            (sms_id,) = await conn.run_sync(sms_ids.insert_flat, [row])
             await recount_sms(conn)  # the writer keeps the counts of what it inserts
         if publish:
             self.gateway.changes.publish(["sms"])
