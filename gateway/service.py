@@ -33,7 +33,10 @@ log = logging.getLogger("mail2sms.service")
 MAX_BATCH = 64
 T = TypeVar("T")
 # Emails larger than this are read in a thread (a plain request is a few KiB: read inline).
-OFF_LOOP_BYTES = 64 * 1024
+# A request of a few hundred numbers is one (~1 ms to read): when a dozen such arrive at once,
+# read inline they held the loop for all of them before the batch loop could hand the first
+# to the writer, which waited idle (500 numbers: 130 → ~150 emails/s, bench/).
+OFF_LOOP_BYTES = 8 * 1024
 
 
 @dataclass(slots=True)

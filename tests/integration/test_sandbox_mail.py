@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from gateway import service
 from gateway.core import csvmerge, intake, mime
 from gateway.testing import RunningGateway
 
@@ -113,8 +114,14 @@ def test_a_big_email_is_read_off_the_event_loop(
     big = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=7).replace(
         "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>") + "\n" + "y" * 200_000)
     gw.send(big)
+    # A request of 300 numbers (~9 KiB): its reading takes long enough to be worth a thread.
+    numbers = "".join(f"<num{n}>06010{n:05d}</num{n}>" for n in range(1, 301))
+    many = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=8).replace(
+        "</envoi>", f"{numbers}<sms>x</sms></envoi>"))
+    assert len(many.as_bytes()) > service.OFF_LOOP_BYTES
+    gw.send(many)
     assert threads[0] == "mail2sms"  # the gateway's event loop thread
-    assert threads[1] != "mail2sms"
+    assert threads[1] != "mail2sms" and threads[2] != "mail2sms"
 
 
 def test_a_refused_email_keeps_only_raw_max_bytes_of_itself(
