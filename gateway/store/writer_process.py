@@ -29,7 +29,7 @@ from typing import IO, Any
 from sqlalchemy.engine import URL, make_url
 
 from gateway import runtime
-from gateway.core.model import Intake, ReplyState, RuleSettings
+from gateway.core.model import Intake, Recipient, ReplyState, Request, RuleSettings
 from gateway.errors import ProcessingError
 from gateway.store.batch import Written
 
@@ -78,6 +78,28 @@ class _Reducers(dict[type, Callable[[Any], Any]]):
         return reducer
 
 
+def _reduce_request(request: Request) -> Any:
+    """A request with its recipients as three columns: rebuilding 500 of them from columns
+    costs the writer process a third of unpickling them one object at a time (~0.2 against
+    ~0.55 ms a request of 500 numbers, bench/)."""
+    recipients = request.recipients
+    columns = (
+        tuple(r.tel for r in recipients),
+        tuple(r.text for r in recipients),
+        tuple(r.tracker for r in recipients),
+    )
+    return _request, (_REQUEST_OTHERS(request), columns)
+
+
+def _request(others: tuple[Any, ...], columns: tuple[tuple[Any, ...], ...]) -> Request:
+    recipients = tuple(map(Recipient, *columns))
+    return Request(**dict(zip(_REQUEST_NAMES, others, strict=True)), recipients=recipients)
+
+
+_REQUEST_NAMES = tuple(f.name for f in dataclasses.fields(Request) if f.name != "recipients")
+_REQUEST_OTHERS = operator.attrgetter(*_REQUEST_NAMES)
+
+
 def _reduce(kind: type, fields: Callable[[Any], tuple[Any, ...]], obj: Any) -> Any:
     return kind, fields(obj)
 
@@ -86,7 +108,7 @@ def _reduce_one(kind: type, field: Callable[[Any], Any], obj: Any) -> Any:
     return kind, (field(obj),)
 
 
-_REDUCERS = _Reducers()
+_REDUCERS = _Reducers({Request: _reduce_request})
 
 
 class ProcessWriter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -17,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import AccountSettings
 from gateway.core import intake
-from gateway.core.model import EmailStatus, Inbound, ReadLimits, ReplyState, RuleSettings, Sms
+from gateway.core.model import (
+    EmailStatus,
+    HttpCall,
+    Inbound,
+    ReadLimits,
+    Recipient,
+    ReplyState,
+    RuleSettings,
+    Sms,
+)
 from gateway.errors import ProcessingError
 from gateway.store import accounts as account_store
 from gateway.store import migrate
@@ -471,7 +481,15 @@ def test_a_batch_crosses_to_the_writer_process_unchanged() -> None:
     from gateway.core.model import Channel
     from gateway.store import writer_process
 
-    payload = (list(BATCH), NOW, Channel.HTTP, Channel, re.compile("x+", re.I), frozenset({1}))
+    assert BATCH[4].request is not None
+    tracked = dataclasses.replace(
+        BATCH[4].request,
+        recipients=(Recipient("0601020304", "a", "t-1"), Recipient("0601020305", "b")),
+        channel=Channel.HTTP,
+    )
+    call = HttpCall(request=tracked, client_ip="127.0.0.1")
+    batch = [*BATCH, call]
+    payload = (batch, NOW, Channel.HTTP, Channel, re.compile("x+", re.I), frozenset({1}))
     frame = writer_process._frame(payload)
     assert int.from_bytes(frame[:8], "little") == len(frame) - 8
     assert pickle.loads(frame[8:]) == payload
