@@ -1,4 +1,5 @@
-"""The values that flow through the pure core: frozen dataclasses, no behaviour."""
+"""The values that flow through the pure core: frozen dataclasses (three per-recipient ones
+aside, for speed: see Recipient), no behaviour."""
 
 from __future__ import annotations
 
@@ -84,7 +85,10 @@ class Envoi:
         return self.fields.get(name.lower())
 
 
-@dataclass(frozen=True, slots=True)
+# Recipient, Sms and Result are not frozen, unlike the rest: a request makes one of each per
+# recipient (500 a numX request), and a frozen dataclass's __init__ sets each field through
+# object.__setattr__: 0.88 µs an SMS against 0.33 (bench/). Nothing changes them once made.
+@dataclass(slots=True)
 class Recipient:
     tel: str  # the number exactly as the client wrote it (echoed back in <tel>)
     text: str  # the message for that number
@@ -154,7 +158,8 @@ class RuleSettings:
     raw_max_bytes: int = 64 * 1024  # what a refused or unprocessed email keeps of its raw
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: see Recipient.
+@dataclass(slots=True)
 class Sms:
     """One SMS exactly as the operator would have received it."""
 
@@ -166,7 +171,8 @@ class Sms:
     tracker: str = ""  # the client's id for the send, as stored
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: see Recipient.
+@dataclass(slots=True)
 class Result:
     tel: str  # as the client wrote it
     code: int
