@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.model import SmsState
 from gateway.store.engine import write_transaction
-from gateway.store.tables import GROUPS_WITH_SMS, SCHEDULED, accounts, sms, sms_groups
+from gateway.store.tables import (
+    GROUPS_WITH_SMS,
+    SCHEDULED,
+    SMS_CONTENT,
+    accounts,
+    sms,
+    sms_groups,
+)
 
 
 async def credit(conn: AsyncConnection, account_id: int) -> int:
@@ -62,12 +69,7 @@ async def sms_between(
         select(
             sms.c.id,
             sms_groups.c.created_at,
-            sms.c.to,
-            sms.c.sender,
-            sms.c.text,
-            sms.c.parts,
-            sms.c.encoding,
-            sms.c.tracker,
+            *SMS_CONTENT,
             sms_groups.c.channel,
             sms.c.state,
             sms.c.due_at,

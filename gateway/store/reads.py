@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.core.model import Channel, EmailStatus, ReplyKind, ReplyState
 from gateway.store.tables import (
     GROUPS_WITH_SMS,
+    SMS_CONTENT,
     SMS_WITH_GROUP,
     accounts,
     emails,
@@ -98,12 +99,7 @@ def _count(table: FromClause, conditions: Sequence[ColumnElement[bool]]) -> Sele
 
 _SMS_COLUMNS = (
     sms.c.id,
-    sms.c.to,
-    sms.c.sender,
-    sms.c.text,
-    sms.c.parts,
-    sms.c.encoding,
-    sms.c.tracker,
+    *SMS_CONTENT,
     accounts.c.keyid.label("account"),
     sms_groups.c.email_id,
     sms_groups.c.created_at,

@@ -159,6 +159,8 @@ sms = Table(
     sqlite_autoincrement=True,
 )
 
+# What an SMS carried to the phone, in the order the lists give it.
+SMS_CONTENT = (sms.c.to, sms.c.sender, sms.c.text, sms.c.parts, sms.c.encoding, sms.c.tracker)
 # The SMS with their group's columns (each SMS finds its group by primary key).
 SMS_WITH_GROUP = sms.join(sms_groups, sms_groups.c.id == sms.c.group_id)
 # The SMS of the groups, found from the groups (a filter on their columns): see sms_groups.
