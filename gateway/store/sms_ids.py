@@ -1,11 +1,11 @@
 """The ids of SMS, reserved a block at a time: the SMS of one request (tables.sms_groups) have
 consecutive ids, none of another request's in between, whichever replica writes them.
 
-SQLite writes one transaction at a time: the next ids follow the last one AUTOINCREMENT gave
-(`sqlite_sequence`: never reused, not even after a reset), and inserting them moves it on, so
-a reservation holds only until the SMS are inserted, in the same transaction. PostgreSQL's
-replicas write at once: the sequence is moved on by the whole block under a lock held until
-the commit (taken last in a writer's transaction, after every row lock: no deadlock).
+SQLite writes one transaction at a time: the next ids follow the last one given
+(`id_counters`: never reused, not even after a reset), moved on by the block in the same
+transaction. PostgreSQL's replicas write at once: the sequence is moved on by the whole block
+under a lock held until the commit (taken last in a writer's transaction, after every row
+lock: no deadlock).
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from sqlalchemy import Connection, insert, text
 
 from gateway.store.tables import sms, sms_groups
 
-# The last SMS id SQLite gave (no row before the first SMS).
-SQLITE_LAST = "SELECT seq FROM sqlite_sequence WHERE name = 'sms'"
+# The last SMS id given on SQLite (no row: none yet), and its move past a reserved block.
+SQLITE_LAST = "SELECT last FROM id_counters WHERE name = 'sms'"
+SQLITE_MOVE_ON = (
+    "INSERT INTO id_counters (name, last) VALUES ('sms', ?) "
+    "ON CONFLICT (name) DO UPDATE SET last = excluded.last"
+)
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _KEY = 0x6D32_736D  # "m2sm": this lock's number among the database's advisory locks
 _MOVE_ON = text(
@@ -31,10 +35,11 @@ GROUP_FIELDS = ("email_row", "account_id", "email_id", "created_at", "channel")
 
 
 def reserve(conn: Connection, count: int) -> int:
-    """The first of `count` consecutive SMS ids, in the caller's write transaction; insert
-    them before reserving again."""
+    """The first of `count` consecutive SMS ids, in the caller's write transaction."""
     if conn.dialect.name == "sqlite":
-        return int(conn.exec_driver_sql(SQLITE_LAST).scalar() or 0) + 1
+        first = int(conn.exec_driver_sql(SQLITE_LAST).scalar() or 0) + 1
+        conn.exec_driver_sql(SQLITE_MOVE_ON, (first + count - 1,))
+        return first
     conn.execute(_LOCK, {"key": _KEY})
     return int(conn.execute(_MOVE_ON, {"count": count}).scalar_one()) - count + 1
 

@@ -248,8 +248,10 @@ class SqliteStatements:
 
     def insert_sms(self, groups: Sequence[SmsRows]) -> None:
         inserts = self._inserts
+        sizes = [len(group.sent) for group in groups]
         first = (self._driver.execute(sms_ids.SQLITE_LAST).fetchone() or (0,))[0] + 1
-        begins = sms_ids.starts(first, [len(group.sent) for group in groups])
+        self._driver.execute(sms_ids.SQLITE_MOVE_ON, (first + sum(sizes) - 1,))
+        begins = sms_ids.starts(first, sizes)
         rows = [group.group(begin) for group, begin in zip(groups, begins, strict=True)]
         self._driver.executemany(inserts.groups.sql, inserts.groups.values(rows))
         self._driver.executemany(inserts.sms.sql, inserts.sms.grouped_values(groups, first))

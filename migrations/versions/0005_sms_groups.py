@@ -53,18 +53,16 @@ _ISLANDS = (
 _GROUP_OF = "UPDATE sms SET group_id = (SELECT MAX(g.id) FROM sms_groups AS g WHERE g.id <= sms.id)"
 
 
-def _sqlite_sequence() -> int | None:
-    """SQLite's last given SMS id (a table rebuilt by batch mode would restart from its rows)."""
+def _sqlite_last_id() -> int | None:
+    """SQLite's last given SMS id as AUTOINCREMENT kept it (None on PostgreSQL, whose sequence
+    stays the column's)."""
     if op.get_bind().dialect.name != "sqlite":
         return None
-    found = op.get_bind().exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'sms'")
-    return found.scalar()
-
-
-def _restore_sqlite_sequence(seq: int | None) -> None:
-    if seq is not None:
-        keep = "UPDATE sqlite_sequence SET seq = MAX(seq, :seq) WHERE name = 'sms'"
-        op.execute(sa.text(keep).bindparams(seq=seq))
+    found = op.get_bind().exec_driver_sql(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'sms'), 0), "
+        "COALESCE((SELECT MAX(id) FROM sms), 0))"
+    )
+    return int(found.scalar_one())
 
 
 def _drop_sms_indexes(names: list[str]) -> None:
@@ -99,12 +97,13 @@ def upgrade() -> None:
     for name, columns in GROUP_INDEXES:
         op.create_index(name, "sms_groups", columns)
     op.execute(_ISLANDS)
-    seq = _sqlite_sequence()
+    last = _sqlite_last_id()
     _drop_sms_indexes([name for name, _ in OLD_INDEXES] + [name for name, _, _ in SMS_INDEXES])
-    with op.batch_alter_table("sms", table_kwargs={"sqlite_autoincrement": True}) as batch_op:
+    with op.batch_alter_table("sms") as batch_op:
         batch_op.add_column(sa.Column("group_id", ID, nullable=True))
     op.execute(_GROUP_OF)
-    with op.batch_alter_table("sms", table_kwargs={"sqlite_autoincrement": True}) as batch_op:
+    # Rebuilt without AUTOINCREMENT: the last id given moves to id_counters (tables.py).
+    with op.batch_alter_table("sms", table_kwargs={"sqlite_autoincrement": False}) as batch_op:
         batch_op.alter_column("group_id", existing_type=ID, nullable=False)
         batch_op.create_foreign_key(
             batch_op.f("fk_sms_group_id_sms_groups"), "sms_groups", ["group_id"], ["id"]
@@ -113,14 +112,29 @@ def upgrade() -> None:
         batch_op.drop_constraint("fk_sms_email_row_emails", type_="foreignkey")
         for name, _, _, _ in SHARED:
             batch_op.drop_column(name)
-    _restore_sqlite_sequence(seq)
     _create_sms_indexes()
+    op.create_table(
+        "id_counters",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("last", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_id_counters")),
+    )
+    if last is not None:
+        op.execute(
+            sa.text("INSERT INTO id_counters (name, last) VALUES ('sms', :last)").bindparams(
+                last=last
+            )
+        )
 
 
 def downgrade() -> None:
-    seq = _sqlite_sequence()
+    last = None
+    if op.get_bind().dialect.name == "sqlite":
+        found = "SELECT last FROM id_counters WHERE name = 'sms'"
+        last = op.get_bind().exec_driver_sql(found).scalar()
+    op.drop_table("id_counters")
     _drop_sms_indexes([name for name, _, _ in SMS_INDEXES])
-    with op.batch_alter_table("sms", table_kwargs={"sqlite_autoincrement": True}) as batch_op:
+    with op.batch_alter_table("sms") as batch_op:
         for name, kind, _, default in SHARED:
             batch_op.add_column(sa.Column(name, kind, nullable=True, server_default=default))
     for name, _, _, _ in SHARED:
@@ -139,7 +153,10 @@ def downgrade() -> None:
         batch_op.create_foreign_key(
             batch_op.f("fk_sms_email_row_emails"), "emails", ["email_row"], ["id"]
         )
-    _restore_sqlite_sequence(seq)
+    if last is not None:  # AUTOINCREMENT goes on from the last id given, as it did
+        op.execute("DELETE FROM sqlite_sequence WHERE name = 'sms'")
+        keep = "INSERT INTO sqlite_sequence (name, seq) VALUES ('sms', :last)"
+        op.execute(sa.text(keep).bindparams(last=last))
     for name, columns in OLD_INDEXES:
         op.create_index(name, "sms", columns)
     _create_sms_indexes()

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Connection, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store import migrate, reads, sms_ids
+from gateway.store import admin, migrate, reads, sms_ids
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.tables import sms, sms_groups
 from tests.store.test_writer import apply, inbound, prepared
@@ -96,6 +96,28 @@ async def test_a_filter_on_a_group_column_and_one_of_the_sms_reads_both(
     assert [(i["to"], i["email_id"]) for i in found.items] == [("0601020304", "9")]
     assert (found.total, none.total, none.items) == (1, 0, [])
     assert [item["email_id"] for item in emails.items] == ["8"]
+
+
+async def _autoincrement(engine: AsyncEngine) -> bool | None:
+    """Whether SQLite's sms table has AUTOINCREMENT (None on PostgreSQL)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    async with engine.connect() as conn:
+        sql = await conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'sms'")
+        return "AUTOINCREMENT" in sql.scalar_one()
+
+
+async def test_an_sms_id_is_never_given_twice_not_even_after_a_reset(
+    engine: AsyncEngine,
+) -> None:
+    one = "<keyid>demo</keyid><num1>0601020311</num1><num2>0601020312</num2><emailId>{}</emailId>"
+    await apply(engine, [inbound(one.format(1))])
+    ((_, last, _),) = await _groups(engine)
+    await admin.reset_messages(engine)
+    await apply(engine, [inbound(one.format(1))])
+    ((again, again_last, _),) = await _groups(engine)
+    assert (again, again_last) == (last + 1, last + 2)
+    assert await _autoincrement(engine) in (False, None)  # the ids come from id_counters
 
 
 @pytest.mark.postgres
@@ -205,6 +227,7 @@ async def test_revision_0005_groups_the_sms_stored_before_and_gives_them_back(
             await conn.run_sync(_store_old)
             before = await conn.run_sync(_old_rows)
             await conn.run_sync(_migrate, "upgrade", "head")
+        assert await _autoincrement(engine) in (False, None)  # None: PostgreSQL
         assert [(first, last) for first, last, _ in await _groups(engine)] == [
             (1, 2), (3, 3), (4, 5), (6, 6), (8, 9)
         ]  # fmt: skip
@@ -229,6 +252,11 @@ async def test_revision_0005_groups_the_sms_stored_before_and_gives_them_back(
         async with engine.begin() as conn:
             await conn.run_sync(_migrate, "downgrade", "0004")
             assert await conn.run_sync(_old_rows) == before
+            if conn.dialect.name == "sqlite":  # AUTOINCREMENT back, from the last id given
+                sql = await conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'sms'")
+                assert "AUTOINCREMENT" in sql.scalar_one()
+                seq = "SELECT seq FROM sqlite_sequence WHERE name = 'sms'"
+                assert (await conn.exec_driver_sql(seq)).scalar_one() == 10
             await conn.run_sync(_migrate, "upgrade", "head")
     finally:
         await engine.dispose()
