@@ -33,7 +33,7 @@ from gateway.core.model import (
 from gateway.core.outcome import Outcome
 from gateway.errors import ProcessingError
 from gateway.ratelimit import RateLimiter
-from gateway.store.sms_ids import GROUP_FIELDS
+from gateway.store import sms_ids
 from gateway.store.tables import accounts, emails, faults
 
 Row = dict[str, Any]
@@ -70,8 +70,7 @@ class SmsRows:
 
     def group(self, first: int) -> Row:
         """The row of `sms_groups`, its SMS given the ids `first` onwards."""
-        last = first + len(self.sent) - 1
-        return {"id": first, "last_id": last, **{name: self.shared[name] for name in GROUP_FIELDS}}
+        return sms_ids.group_row(first, len(self.sent), self.shared)
 
     def rows(self, first: int) -> list[Row]:
         state, due_at = self.shared["state"], self.shared["due_at"]

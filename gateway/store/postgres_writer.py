@@ -77,9 +77,7 @@ class PostgresStatements:
         return inserted
 
     def insert_sms(self, groups: Sequence[SmsRows]) -> None:
-        sizes = [len(group.sent) for group in groups]
-        first = sms_ids.reserve(self._conn, sum(sizes))
-        begins = sms_ids.starts(first, sizes)
+        begins = sms_ids.blocks(self._conn, [len(group.sent) for group in groups])
         self._conn.execute(_INSERT_GROUP, [g.group(b) for g, b in zip(groups, begins, strict=True)])
         rows = [row for g, b in zip(groups, begins, strict=True) for row in g.rows(b)]
         self._conn.execute(_INSERT_SMS, rows)

@@ -10,17 +10,15 @@ lock: no deadlock).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
-
-from gateway.store.tables import sms, sms_groups
+from sqlalchemy import Connection, text
 
 # The last SMS id given on SQLite (no row: none yet), and its move past a reserved block.
-SQLITE_LAST = "SELECT last FROM id_counters WHERE name = 'sms'"
-SQLITE_MOVE_ON = (
+_SQLITE_LAST = "SELECT last FROM id_counters WHERE name = 'sms'"
+_SQLITE_MOVE_ON = (
     "INSERT INTO id_counters (name, last) VALUES ('sms', ?) "
     "ON CONFLICT (name) DO UPDATE SET last = excluded.last"
 )
@@ -37,42 +35,18 @@ GROUP_FIELDS = ("email_row", "account_id", "email_id", "created_at", "channel")
 def reserve(conn: Connection, count: int) -> int:
     """The first of `count` consecutive SMS ids, in the caller's write transaction."""
     if conn.dialect.name == "sqlite":
-        first = int(conn.exec_driver_sql(SQLITE_LAST).scalar() or 0) + 1
-        conn.exec_driver_sql(SQLITE_MOVE_ON, (first + count - 1,))
+        first = int(conn.exec_driver_sql(_SQLITE_LAST).scalar() or 0) + 1
+        conn.exec_driver_sql(_SQLITE_MOVE_ON, (first + count - 1,))
         return first
     conn.execute(_LOCK, {"key": _KEY})
     return int(conn.execute(_MOVE_ON, {"count": count}).scalar_one()) - count + 1
 
 
-def starts(first: int, sizes: Sequence[int]) -> list[int]:
-    """The first id of each group of these sizes, the block starting at `first`."""
-    return list(accumulate(sizes[:-1], initial=first))
+def blocks(conn: Connection, sizes: Sequence[int]) -> list[int]:
+    """The first id of each of these groups of SMS, one block reserved for them all."""
+    return list(accumulate(sizes[:-1], initial=reserve(conn, sum(sizes))))
 
 
-def insert_flat(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> list[int]:
-    """SMS given as single rows with their group's columns (tests, benchmarks, seeding):
-    consecutive rows that share those columns become one group. Their ids, in order."""
-    groups: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-    for row in rows:
-        shared = {name: row.get(name) for name in GROUP_FIELDS}
-        shared["channel"] = shared["channel"] or "mail"
-        own = {"tracker": "", "state": "sent", "due_at": None}
-        own.update((name, value) for name, value in row.items() if name not in GROUP_FIELDS)
-        if groups and groups[-1][0] == shared:
-            groups[-1][1].append(own)
-        else:
-            groups.append((shared, [own]))
-    if not groups:
-        return []
-    sizes = [len(members) for _, members in groups]
-    first = reserve(conn, sum(sizes))
-    group_rows: list[dict[str, Any]] = []
-    sms_rows: list[dict[str, Any]] = []
-    for start, (shared, members) in zip(starts(first, sizes), groups, strict=True):
-        group_rows.append({"id": start, "last_id": start + len(members) - 1, **shared})
-        sms_rows.extend(
-            {"id": start + k, "group_id": start, **own} for k, own in enumerate(members)
-        )
-    conn.execute(insert(sms_groups), group_rows)
-    conn.execute(insert(sms), sms_rows)
-    return [row["id"] for row in sms_rows]
+def group_row(first: int, count: int, shared: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of `sms_groups` for `count` SMS from id `first`, with their shared columns."""
+    return {"id": first, "last_id": first + count - 1, **{n: shared[n] for n in GROUP_FIELDS}}

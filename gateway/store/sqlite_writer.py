@@ -97,8 +97,11 @@ class DriverInsert:
             by_column[conversion.index] = conversion.apply(by_column[conversion.index])
         return list(zip(*by_column, strict=True))
 
-    def grouped_values(self, groups: Sequence[SmsRows], first: int) -> list[tuple[Any, ...]]:
-        """`values` of the SMS rows of these groups, their ids from `first` on, each column
+    def grouped_values(
+        self, groups: Sequence[SmsRows], begins: Sequence[int]
+    ) -> list[tuple[Any, ...]]:
+        """`values` of the SMS rows of these groups, each group's ids from its first in
+        `begins` on (one block: sms_ids.blocks), each column
         taken whole from a group: the attribute of that name of each of its SMS for the
         `fields`, else the value its rows share (converted once for them all: a batch of 8
         one-SMS emails costs 13 columns, not 8 rows of 13)."""
@@ -106,9 +109,8 @@ class DriverInsert:
         by_column: list[list[Any]] = []
         for name, own, conversion in zip(self.columns, self._own, self._converted, strict=True):
             if name == "id":
-                by_column.append(list(range(first, first + sum(sizes))))
+                by_column.append(list(range(begins[0], begins[0] + sum(sizes))))
             elif name == "group_id":
-                begins = sms_ids.starts(first, sizes)
                 by_column.append(list(chain.from_iterable(map(repeat, begins, sizes))))
             elif own is not None:
                 values = list(chain.from_iterable(map(own, group.sent) for group in groups))
@@ -248,13 +250,10 @@ class SqliteStatements:
 
     def insert_sms(self, groups: Sequence[SmsRows]) -> None:
         inserts = self._inserts
-        sizes = [len(group.sent) for group in groups]
-        first = (self._driver.execute(sms_ids.SQLITE_LAST).fetchone() or (0,))[0] + 1
-        self._driver.execute(sms_ids.SQLITE_MOVE_ON, (first + sum(sizes) - 1,))
-        begins = sms_ids.starts(first, sizes)
+        begins = sms_ids.blocks(self._conn, [len(group.sent) for group in groups])
         rows = [group.group(begin) for group, begin in zip(groups, begins, strict=True)]
         self._driver.executemany(inserts.groups.sql, inserts.groups.values(rows))
-        self._driver.executemany(inserts.sms.sql, inserts.sms.grouped_values(groups, first))
+        self._driver.executemany(inserts.sms.sql, inserts.sms.grouped_values(groups, begins))
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._driver.executemany(self._inserts.replies.sql, self._inserts.replies.values(rows))

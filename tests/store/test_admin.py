@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import DEMO_ACCOUNT
 from gateway.errors import ConflictError, InvalidFieldError, NotFoundError
-from gateway.store import accounts, admin, migrate, reads, sms_ids
+from gateway.store import accounts, admin, migrate, reads
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.tables import email_ids, emails, faults, replies, sms, sms_counts
+from tests.database import insert_flat
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -135,7 +136,7 @@ async def test_reset_messages_forgets_messages_and_keeps_accounts_and_faults(
         )
         await conn.execute(insert(email_ids).values(account_id=account, email_id="7"))
         await conn.run_sync(
-            sms_ids.insert_flat,
+            insert_flat,
             [
                 {"email_row": email_row, "account_id": account, "to": "0601020304",
                  "sender": "36111", "text": "x", "parts": 1, "encoding": "gsm7",
@@ -161,7 +162,7 @@ async def test_reset_messages_forgets_messages_and_keeps_accounts_and_faults(
 
 async def _sms(conn: AsyncConnection, account: int, channel: str, count: int) -> None:
     await conn.run_sync(
-        sms_ids.insert_flat,
+        insert_flat,
         [
             {"account_id": account, "to": "0601020304", "sender": "36111", "text": "x",
              "parts": 1, "encoding": "gsm7", "created_at": NOW, "channel": channel}

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.store import admin, migrate, reads, sms_ids
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.tables import sms, sms_groups
+from tests.database import insert_flat
 from tests.store.test_writer import apply, inbound, prepared
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -242,7 +243,7 @@ async def test_revision_0005_groups_the_sms_stored_before_and_gives_them_back(
         assert [i["id"] for i in http.items] == [9, 8, 6]
         async with write_transaction(engine) as conn:  # the ids go on from the last one given
             (new,) = await conn.run_sync(
-                sms_ids.insert_flat,
+                insert_flat,
                 [{"account_id": 1, "to": "0601020310", "sender": "s", "text": "t", "parts": 1,
                   "encoding": "gsm7", "created_at": NOW}],
             )  # fmt: skip

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store import provider, reads, sms_ids
+from gateway.store import provider, reads
 from gateway.store.engine import write_transaction
 from gateway.store.tables import SCHEDULED, sms, with_tracker
-from tests.database import with_demo_account
+from tests.database import insert_flat, with_demo_account
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SCHEDULED_SMS = {
@@ -36,7 +36,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         }  # fmt: skip
         async with write_transaction(engine) as conn:
             await conn.run_sync(
-                sms_ids.insert_flat,
+                insert_flat,
                 [
                     {**sent, "to": "+33601020301", "tracker": "campaign-7"},
                     {**sent, "to": "+33601020302", "tracker": ""},

@@ -373,7 +373,7 @@ def test_grouped_sms_values_are_the_values_of_their_rows() -> None:
     dialect = create_engine("sqlite://").dialect
     insert = DriverInsert(sms, dialect, fields=SMS_FIELDS, with_id=True)
     rows = [*groups[0].rows(7), *groups[1].rows(10), *groups[2].rows(11)]
-    assert insert.grouped_values(groups, 7) == insert.values(rows)
+    assert insert.grouped_values(groups, [7, 10, 11]) == insert.values(rows)
     assert len(rows) == 5 and rows[3]["to"] == "0601020303" and rows[3]["state"] == "scheduled"
     assert [(row["id"], row["group_id"]) for row in rows] == [
         (7, 7), (8, 7), (9, 7), (10, 10), (11, 11)

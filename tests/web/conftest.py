@@ -14,11 +14,11 @@ from sqlalchemy import insert, select
 from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.core.codes import MESSAGES
-from gateway.store import sms_ids
 from gateway.store.admin import recount_sms
 from gateway.store.engine import write_transaction
 from gateway.store.tables import accounts, emails, replies
 from gateway.web.server import start_http, stop_http
+from tests.database import insert_flat
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -109,7 +109,7 @@ class Rows:
             **values,
         }
         async with write_transaction(self.gateway.engine) as conn:
-            (sms_id,) = await conn.run_sync(sms_ids.insert_flat, [row])
+            (sms_id,) = await conn.run_sync(insert_flat, [row])
             await recount_sms(conn)  # the writer keeps the counts of what it inserts
         if publish:
             self.gateway.changes.publish(["sms"])
