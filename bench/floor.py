@@ -30,19 +30,25 @@ from bench.load import TEXT, number
 from bench.phases import RECIPIENTS, seed
 from bench.servers import KEYID, db_upgrade, write_config
 from gateway.core.model import ReplyState, RuleSettings, Sms
+from gateway.store import by_number
 from gateway.store.batch import SmsRows, Statements
 from gateway.store.sqlite_writer import SqliteWriter
 
+# (label, index to create or drop ("*": every sms index), whether the number's entries follow)
 VARIANTS = (
-    ("schema as is", ()),
-    ("without ix_sms_to_id", ("ix_sms_to_id",)),
-    ("without every sms index", ("*",)),
+    ("schema as is", (), True),
+    ("number index per SMS (0005)", ("+ix_sms_to_id",), False),
+    ("no number entries", (), False),
+    ("without every sms index", ("*",), False),
 )
 
 
 def _drop(database: Path, names: tuple[str, ...]) -> None:
     con = sqlite3.connect(database)
     try:
+        if names == ("+ix_sms_to_id",):
+            con.execute('CREATE INDEX ix_sms_to_id ON sms ("to", id)')
+            names = ()
         if names == ("*",):
             names = tuple(
                 row[0]
@@ -58,9 +64,9 @@ def _drop(database: Path, names: tuple[str, ...]) -> None:
 
 
 @contextlib.contextmanager
-def _writing(database: Path, per_batch: int) -> Iterator[Callable[[], None]]:
+def _writing(database: Path, per_batch: int, entries: bool = True) -> Iterator[Callable[[], None]]:
     """A writer on the database, and what writes one transaction of `per_batch` emails of
-    500 SMS to the load's numbers."""
+    500 SMS to the load's numbers (then the number's entries when due, with `entries`)."""
     writer = SqliteWriter(make_url(f"sqlite:///{database}"), RuleSettings(), ReplyState.KEPT)
     now = datetime.now(UTC)
     sent = tuple(
@@ -85,16 +91,21 @@ def _writing(database: Path, per_batch: int) -> Iterator[Callable[[], None]]:
             groups.append(SmsRows(shared, sent))
         db.insert_sms(groups)
 
+    def write() -> None:
+        writer.transaction(one_batch)
+        if entries and writer.catching_up_due():
+            writer.catch_up()
+
     try:
-        yield lambda: writer.transaction(one_batch)
+        yield write
     finally:
         writer.close()
 
 
-def _measure(database: Path, batches: int, per_batch: int) -> tuple[float, float]:
+def _measure(database: Path, batches: int, per_batch: int, entries: bool) -> tuple[float, float]:
     """CPU and wall milliseconds per email over `batches` transactions, after one not
     measured (it reads the pages it needs)."""
-    with _writing(database, per_batch) as write:
+    with _writing(database, per_batch, entries) as write:
         write()
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(batches):
@@ -110,8 +121,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stored", type=int, default=200_000, help="SMS stored before")
     parser.add_argument("--batches", type=int, default=40, help="transactions measured")
+    parser.add_argument("--tail", type=int, default=by_number.TAIL, help="by_number.TAIL")
     parser.add_argument("--batch", type=int, default=8, help="emails per transaction")
     args = parser.parse_args()
+    by_number.TAIL = args.tail
     with tempfile.TemporaryDirectory(prefix="mail2sms-floor-") as tmp:
         folder = Path(tmp)
         seeded = folder / "seeded.db"
@@ -126,11 +139,11 @@ def main() -> None:
         )
         header = f"{'CPU ms/email':>12s} {'wall ms/email':>13s} {'emails/s at best':>16s}"
         print(f"{'variant':26s} {header}")
-        for label, dropped in VARIANTS:
+        for label, dropped, entries in VARIANTS:
             database = folder / "measured.db"
             shutil.copyfile(seeded, database)
             _drop(database, dropped)
-            cpu, wall = _measure(database, args.batches, args.batch)
+            cpu, wall = _measure(database, args.batches, args.batch, entries)
             print(f"{label:26s} {cpu:12.2f} {wall:13.2f} {1000 / wall:16.0f}")
             database.unlink()
 

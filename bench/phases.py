@@ -350,9 +350,11 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
             con.executemany(insert_group.sql, insert_group.values(group_rows))
             con.executemany(insert_sms.sql, insert_sms.values(sms_rows_chunk))
             con.execute("COMMIT")
-        # What the writer keeps: the last SMS id given (tables.id_counters) and the SMS counts
-        # (tables.sms_counts), counted once here.
+        # What the writer keeps: the last SMS id given (tables.id_counters), the SMS of each
+        # number caught up (store/by_number.py), and the SMS counts (tables.sms_counts).
         con.execute("INSERT OR REPLACE INTO id_counters (name, last) VALUES ('sms', ?)", (sent,))
+        con.execute('INSERT INTO sms_to ("to", id) SELECT "to", id FROM sms ORDER BY 1, 2')
+        con.execute("INSERT OR REPLACE INTO id_counters (name, last) VALUES ('sms_to', ?)", (sent,))
         con.execute(
             "INSERT INTO sms_counts (account_id, channel, total) "
             "SELECT account_id, channel, COUNT(*) FROM sms JOIN sms_groups AS g "

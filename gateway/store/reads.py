@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import reduce
+from operator import add
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, FromClause, RowMapping, Select, false, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    RowMapping,
+    Select,
+    false,
+    func,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.core.model import Channel, EmailStatus, ReplyKind, ReplyState
+from gateway.store import by_number
 from gateway.store.tables import (
     GROUPS_WITH_SMS,
     SMS_CONTENT,
@@ -21,6 +34,7 @@ from gateway.store.tables import (
     sms,
     sms_counts,
     sms_groups,
+    sms_to,
     with_tracker,
 )
 
@@ -43,16 +57,34 @@ def _account_id(keyid: str) -> ColumnElement[Any]:
 
 
 def _sent(
-    email_row: ColumnElement[Any], number: str | None, tracker: str | None
+    conn: AsyncConnection,
+    email_row: ColumnElement[Any],
+    number: str | None,
+    tracker: str | None,
 ) -> list[ColumnElement[bool]]:
     """`email_row` is an email that sent an SMS to `number` with `tracker` (either may be None:
     no condition). A number refused by its request got no SMS: it does not select that email."""
-    wanted = [
-        *([sms.c.to == number] if number is not None else []),
-        *([with_tracker(tracker)] if tracker is not None else []),
+    wanted = [with_tracker(tracker)] if tracker is not None else []
+    if number is None:
+        sent = select(sms_groups.c.email_row).select_from(SMS_WITH_GROUP).where(*wanted)
+        return [email_row.in_(sent)] if wanted else []
+    arms = [
+        select(sms_groups.c.email_row).select_from(source).where(*wanted, condition)
+        for source, condition, _ in _numbered(conn, SMS_WITH_GROUP, number)
     ]
-    sent = select(sms_groups.c.email_row).select_from(SMS_WITH_GROUP).where(*wanted)
-    return [email_row.in_(sent)] if wanted else []
+    return [email_row.in_(union_all(*arms) if len(arms) > 1 else arms[0])]
+
+
+def _numbered(
+    conn: AsyncConnection, source: FromClause, number: str
+) -> list[tuple[FromClause, ColumnElement[bool], ColumnElement[Any]]]:
+    """`source` (which holds `sms`) cut to the SMS to `number`, in parts, each with the SMS id
+    it reads in order: on SQLite the newest, which have no entry in sms_to yet, then the others
+    from their entries (by_number.py)."""
+    entered = (by_number.with_entry(source), sms_to.c.to == number, sms_to.c.id)
+    if not by_number.has_tail(conn.dialect.name):
+        return [entered]
+    return [(source, by_number.in_tail(number), sms.c.id), entered]
 
 
 async def _page(
@@ -65,26 +97,26 @@ async def _page(
     count: Select[Any],
     partition: int = 200,
     order: Sequence[ColumnElement[Any]] = (),
+    union: Sequence[_Arm] = (),
 ) -> tuple[list[RowMapping], int]:
     """One filter, two statements: the page (ORDER BY id DESC LIMIT, below `before_id` when
     given: a deep page by keyset costs what the first one does) and the total of all matches.
     `paging` is (limit, offset, before_id); the rows are read `partition` at a time; `order`,
     when given, is the id's order in other words (columns, each descending and each below
-    `before_id`)."""
+    `before_id`); `union`, more rows of other sources, their ids among these (each an id column
+    labelled "id": the database merges the parts, each read in its own order)."""
     limit, offset, before_id = paging
     total = int((await conn.execute(count)).scalar_one())
     if limit == 0 or offset >= total:
         return [], total
-    order = order or (id_column,)
-    keyset = [column < before_id for column in order] if before_id is not None else []
-    rows = await conn.stream(
-        select(*columns)
-        .select_from(source)
-        .where(*conditions, *keyset)
-        .order_by(*(column.desc() for column in order))
-        .limit(limit)
-        .offset(offset)
-    )
+    arms = [_Arm(source, columns, conditions, order or (id_column,)), *union]
+    query: Any
+    if union:
+        merged = union_all(*(arm.select(before_id) for arm in arms))
+        query = merged.order_by(merged.selected_columns.id.desc())
+    else:
+        query = arms[0].select(before_id).order_by(*(column.desc() for column in arms[0].order))
+    rows = await conn.stream(query.limit(limit).offset(offset))
     found: list[RowMapping] = []
     # Read a few rows at a time, the event loop let through in between: an email row holds
     # its request's results as JSON (500 recipients: ~0.2 ms to read back), a reply its XML.
@@ -93,8 +125,26 @@ async def _page(
     return found, total
 
 
+class _Arm(NamedTuple):
+    """One source of a page's rows."""
+
+    source: FromClause
+    columns: Sequence[Any]
+    conditions: Sequence[ColumnElement[bool]]
+    order: Sequence[ColumnElement[Any]]  # the id in other words (see _page)
+
+    def select(self, before_id: int | None) -> Select[Any]:
+        keyset = [column < before_id for column in self.order] if before_id is not None else []
+        return select(*self.columns).select_from(self.source).where(*self.conditions, *keyset)
+
+
 def _count(table: FromClause, conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
     return select(func.count()).select_from(table).where(*conditions)
+
+
+def _count_all(parts: Sequence[tuple[FromClause, Sequence[ColumnElement[bool]]]]) -> Select[Any]:
+    """The total of the matches of several sources."""
+    return select(reduce(add, (_count(*part).scalar_subquery() for part in parts)))
 
 
 _SMS_COLUMNS = (
@@ -140,27 +190,43 @@ async def list_sms(
     if email_id is not None:
         grouped.append(sms_groups.c.email_id == email_id)
     own: list[ColumnElement[bool]] = []  # on the SMS's own columns
-    if to is not None:
-        own.append(sms.c.to == to)
     if tracker is not None:
         own.append(with_tracker(tracker))
     conditions = [*grouped, *own]
-    order: tuple[ColumnElement[Any], ...]
-    if grouped and not own:
-        # From the matching groups, newest first, to each one's SMS (tables.sms_groups).
-        source, order = GROUPS_WITH_SMS, (sms_groups.c.id, sms.c.id)
+    paging = (limit, offset, before_id)
+    if to is not None:
+        with_account = SMS_WITH_GROUP.join(accounts, sms_groups.c.account_id == accounts.c.id)
+        first, *more = (
+            _Arm(part, (ident.label("id"), *_SMS_COLUMNS[1:]), [*conditions, cut], (ident,))
+            for part, cut, ident in _numbered(conn, with_account, to)
+        )
+        parts = _numbered(conn, SMS_WITH_GROUP, to)
+        rows, total = await _page(
+            conn,
+            first.source,
+            first.columns,
+            first.order[0],
+            first.conditions,
+            paging,
+            _count_all([(part, [*conditions, cut]) for part, cut, _ in parts]),
+            union=more,
+        )
     else:
+        order: tuple[ColumnElement[Any], ...]
         source, order = SMS_WITH_GROUP, (sms.c.id,)
-    rows, total = await _page(
-        conn,
-        source.join(accounts, sms_groups.c.account_id == accounts.c.id),
-        _SMS_COLUMNS,
-        sms.c.id,
-        conditions,
-        (limit, offset, before_id),
-        _count(source, conditions) if count is None else count,
-        order=order,
-    )
+        if grouped and not own:
+            # From the matching groups, newest first, to each one's SMS (tables.sms_groups).
+            source, order = GROUPS_WITH_SMS, (sms_groups.c.id, sms.c.id)
+        rows, total = await _page(
+            conn,
+            source.join(accounts, sms_groups.c.account_id == accounts.c.id),
+            _SMS_COLUMNS,
+            sms.c.id,
+            conditions,
+            paging,
+            _count(source, conditions) if count is None else count,
+            order=order,
+        )
     return Page(
         [
             {**row, "created_at": _iso(row["created_at"]), "due_at": _iso(row["due_at"])}
@@ -201,7 +267,7 @@ async def list_emails(
     offset: int = 0,
     before_id: int | None = None,
 ) -> Page:
-    conditions = _sent(emails.c.id, number, tracker)
+    conditions = _sent(conn, emails.c.id, number, tracker)
     if channel is not None and channel != Channel.MAIL:
         conditions.append(false())  # an email is a request of the mail channel
     if status is not None:
@@ -260,7 +326,7 @@ async def list_replies(
     offset: int = 0,
     before_id: int | None = None,
 ) -> Page:
-    conditions = _sent(replies.c.email_row, number, tracker)
+    conditions = _sent(conn, replies.c.email_row, number, tracker)
     if channel is not None and channel != Channel.MAIL:
         conditions.append(false())  # only emails get Ack and Not replies
     if account is not None:

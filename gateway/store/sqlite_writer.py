@@ -12,6 +12,7 @@ stay Core statements, skipped when the last batch's are still true (data_version
 from __future__ import annotations
 
 import asyncio
+import logging
 import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
-from gateway.store import accounts, sms_ids
+from gateway.store import accounts, by_number, sms_ids
 from gateway.store.batch import (
     ACTIVE_FAULTS,
     DEBIT,
@@ -45,6 +46,7 @@ from gateway.store.engine import WRITE, tune_sqlite
 from gateway.store.tables import email_ids, emails, replies, sms, sms_counts, sms_groups
 
 T = TypeVar("T")
+log = logging.getLogger("mail2sms.writer")
 _UNSEEN = object()
 # The SMS counts of the batch added to those kept (tables.sms_counts), one row per account.
 _COUNTED = sqlite.insert(sms_counts)
@@ -223,6 +225,7 @@ class SqliteStatements:
         self.version: int = driver.execute("PRAGMA data_version").fetchone()[0]
         self._known = known if known is not None and known.version == self.version else None
         self.left: _Known | None = None
+        self.sms_added = 0
 
     def lock_accounts(self, keyids: Sequence[str]) -> None:
         return None
@@ -250,7 +253,9 @@ class SqliteStatements:
 
     def insert_sms(self, groups: Sequence[SmsRows]) -> None:
         inserts = self._inserts
-        begins = sms_ids.blocks(self._conn, [len(group.sent) for group in groups])
+        sizes = [len(group.sent) for group in groups]
+        begins = sms_ids.blocks(self._conn, sizes)
+        self.sms_added += sum(sizes)
         rows = [group.group(begin) for group, begin in zip(groups, begins, strict=True)]
         self._driver.executemany(inserts.groups.sql, inserts.groups.values(rows))
         self._driver.executemany(inserts.sms.sql, inserts.sms.grouped_values(groups, begins))
@@ -303,11 +308,15 @@ class SqliteWriter(BatchWriter):
         event.listen(self._engine, "connect", _writer_pragmas)
         self._inserts = _Inserts(self._engine.dialect)
         self._known: _Known | None = None
+        self._waiting: int | None = None  # SMS without their entry in sms_to (None: unknown)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mail2sms-sqlite")
 
     async def _transaction(self, work: Callable[[Statements], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self.transaction, work)
+        result = await loop.run_in_executor(self._thread, self.transaction, work)
+        if self.catching_up_due():
+            await loop.run_in_executor(self._thread, self.catch_up)
+        return result
 
     def transaction(self, work: Callable[[Statements], T]) -> T:
         """Run `work` in one write transaction and commit it, in the calling thread."""
@@ -318,7 +327,29 @@ class SqliteWriter(BatchWriter):
                 statements = SqliteStatements(connection, self._inserts, known)
                 result = work(statements)
         self._known = statements.left
+        if self._waiting is not None:
+            self._waiting += statements.sms_added
         return result
+
+    def catching_up_due(self) -> bool:
+        """Whether `catch_up` may have entries to add (an estimate: it checks)."""
+        return self._waiting is None or self._waiting >= by_number.TAIL
+
+    def catch_up(self, at_least: int | None = None) -> int:
+        """The entries of the newest SMS added to sms_to in their own transaction, once
+        `at_least` wait (by_number.TAIL by default); how many SMS ids that covered. A failure
+        is logged: the reads still find those SMS, in the tail, and the next batch tries again."""
+        enough = by_number.TAIL if at_least is None else at_least
+        try:
+            with self._engine.connect() as connection:
+                connection = connection.execution_options(**{WRITE: True})
+                with connection.begin():
+                    covered, waiting = by_number.catch_up(connection, enough)
+        except Exception:
+            log.exception("the entries of the newest SMS could not be added to sms_to")
+            return 0
+        self._waiting = waiting
+        return covered
 
     def apply_here(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         """The batch applied and committed in the calling thread (the writer process's way)."""

@@ -155,14 +155,24 @@ sms = Table(
     Column("tracker", String(64), nullable=False, server_default=""),
     Column("state", String(16), nullable=False, server_default="sent"),  # sent|scheduled
     Column("due_at", UtcDateTime(), nullable=True),  # a deferred send's time (date_envoi)
-    Index("ix_sms_to_id", "to", "id"),
+)
+
+# The SMS of each number (its newest found first): on SQLite the writer adds the entries of the
+# newest SMS in bulk, behind them, and reads walk those newer SMS (gateway/store/by_number.py).
+sms_to = Table(
+    "sms_to",
+    metadata,
+    Column("to", String(32), primary_key=True),
+    Column("id", Id, primary_key=True, autoincrement=False),  # the SMS's
+    sqlite_with_rowid=False,
 )
 
 # The last id given to an SMS, on SQLite: the writers reserve a request's block of ids
 # themselves (gateway/store/sms_ids.py) and move this on once a batch, so that an id is never
 # given twice, not even after a reset. SQLite's AUTOINCREMENT would do it by rewriting its
 # sqlite_sequence after every row inserted: 0.5–1.3 ms of a 500-SMS request (bench/).
-# PostgreSQL keeps the column's sequence.
+# PostgreSQL keeps the column's sequence. Row 'sms_to': the last SMS id with its entry in
+# sms_to, on SQLite (by_number.py).
 id_counters = Table(
     "id_counters",
     metadata,

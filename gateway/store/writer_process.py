@@ -220,6 +220,8 @@ def main(fd: int) -> None:
                     sock.sendall(_frame(answer))
                 except OSError:
                     return  # the gateway is gone; what was committed stays committed
+                if writer.catching_up_due():  # once the batch is answered (by_number.py)
+                    writer.catch_up()
         finally:
             writer.close()
 
