@@ -353,7 +353,8 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
         # What the writer keeps: the last SMS id given (tables.id_counters), the SMS of each
         # number caught up (store/by_number.py), and the SMS counts (tables.sms_counts).
         con.execute("INSERT OR REPLACE INTO id_counters (name, last) VALUES ('sms', ?)", (sent,))
-        con.execute('INSERT INTO sms_to ("to", id) SELECT "to", id FROM sms ORDER BY 1, 2')
+        con.execute('INSERT INTO sms_to (run, "to", id) SELECT 1, "to", id FROM sms ORDER BY 2, 3')
+        con.execute("INSERT INTO sms_to_runs (run) SELECT 1 WHERE EXISTS (SELECT 1 FROM sms)")
         con.execute("INSERT OR REPLACE INTO id_counters (name, last) VALUES ('sms_to', ?)", (sent,))
         con.execute(
             "INSERT INTO sms_counts (account_id, channel, total) "

@@ -26,6 +26,7 @@ from gateway.store.tables import (
     sms_counts,
     sms_groups,
     sms_to,
+    sms_to_runs,
 )
 
 # What a patch sets: the fields, or a function of the account as it is (its row locked).
@@ -121,7 +122,7 @@ async def reset_messages(engine: AsyncEngine) -> dict[str, int]:
     deleted: dict[str, int] = {}
     async with write_transaction(engine) as conn:
         # Children first, for the foreign keys; the answer counts what a test sent and got.
-        for table in (sms_to, sms, sms_groups, replies, email_ids, emails, sms_counts):
+        for table in (sms_to, sms_to_runs, sms, sms_groups, replies, email_ids, emails, sms_counts):
             count = (await conn.execute(delete(table))).rowcount
             if table.name in ("sms", "replies", "email_ids", "emails"):
                 deleted[table.name] = count

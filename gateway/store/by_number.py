@@ -1,15 +1,19 @@
-"""The SMS of a number: `sms_to` (number, id), which SQLite's writer fills behind the SMS.
+"""The SMS of a number: `sms_to` (run, number, id), which SQLite's writer fills behind the SMS.
 
 Why: an index on the SMS's number took each SMS's entry at a random place of a big tree: a
-500-number request dirtied ~500 of its pages, written again at every commit, and that was a
-third of the writer's time (`bench.run --phases throughput`: 500 numbers 159–170 → 237–251
-emails/s without it). On SQLite the entries of the newest SMS wait until `TAIL` of them do,
-then go in at once, sorted (`catch_up`, the writer's, after a batch): one write of each page
-for all of them. `id_counters` row 'sms_to' says up to which SMS id the table is complete; a
-read finds a number's SMS there up to that id, and the newer ones by walking them (the tail,
-at most `TAIL` and one batch: ~1 ms for 20,000). PostgreSQL's writers add an SMS's entry with
-it (its replicas write at once: no id would say "complete up to here"): no row 'sms_to' there,
-no tail.
+500-number request dirtied ~500 of its pages, written again at every commit, a third of the
+writer's time (500 numbers: ~160 → ~245 emails/s without that index, bench/). Entries added
+later in bulk to the same tree cost nearly as much (each bulk insert rewrote the pages that end
+every number's entries: 9–15 MB of WAL for 20,000–50,000 SMS). So on SQLite the entries of the
+newest SMS wait until `TAIL` of them do, then go in at once as a new *run*: keyed (run, number,
+id), where run is the first SMS id it covers, they all land after every entry already there
+(an append: ~0.65 µs an SMS, 1.4 MB of WAL for 50,000). `sms_to_runs` lists the runs and
+`id_counters` row 'sms_to' the last SMS id entered.
+
+A read finds a number's SMS in each run (one B-tree search a run: 1,000,000 SMS make 20) and
+the newer ones by walking them (the tail: at most `TAIL` and one batch, ~1–2 ms); newest first
+is run by run, each newest first, after the tail. PostgreSQL's writers add each SMS's entry
+with it, in run 0 (its replicas write at once: no id would say "entered up to here"): no tail.
 """
 
 from __future__ import annotations
@@ -17,19 +21,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, and_, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+)
 
-from gateway.store.tables import id_counters, sms, sms_to
+from gateway.store.tables import id_counters, sms, sms_to, sms_to_runs
 
 # SMS whose entries wait before they are written (the tail a read walks).
 TAIL = 50_000
 _COUNTER = "sms_to"
+_POSTGRES_RUN = 0
 _LAST_SMS = "SELECT last FROM id_counters WHERE name = 'sms'"
-_LAST_ENTRY = "SELECT last FROM id_counters WHERE name = 'sms_to'"
+_LAST_ENTERED = "SELECT last FROM id_counters WHERE name = 'sms_to'"
 _CATCH_UP = (
-    'INSERT INTO sms_to ("to", id) SELECT "to", id FROM sms WHERE id > ? AND id <= ? '
+    'INSERT INTO sms_to (run, "to", id) SELECT ?, "to", id FROM sms WHERE id > ? AND id <= ? '
     'ORDER BY "to", id'
 )
+_NEW_RUN = "INSERT INTO sms_to_runs (run) VALUES (?)"
 _MOVE_ON = (
     "INSERT INTO id_counters (name, last) VALUES ('sms_to', ?) "
     "ON CONFLICT (name) DO UPDATE SET last = excluded.last"
@@ -43,43 +59,66 @@ def has_tail(dialect: str) -> bool:
 
 
 def pending(conn: Connection) -> tuple[int, int]:
-    """SQLite: the last SMS id with its entry, and the last SMS id given."""
-    done = conn.exec_driver_sql(_LAST_ENTRY).scalar()
+    """SQLite: the last SMS id entered, and the last SMS id given."""
+    done = conn.exec_driver_sql(_LAST_ENTERED).scalar()
     given = conn.exec_driver_sql(_LAST_SMS).scalar()
     return int(done or 0), int(given or 0)
 
 
 def catch_up(conn: Connection, at_least: int) -> tuple[int, int]:
-    """SQLite, in the caller's write transaction: the entries of every SMS after the last with
-    one, sorted, if `at_least` SMS ids wait (and one does). How many ids that covered, and how
-    many still wait."""
+    """SQLite, in the caller's write transaction: the entries of every SMS after the last one
+    entered, as one new run, if `at_least` SMS ids wait (and one does). How many ids that
+    covered, and how many still wait."""
     done, given = pending(conn)
     waiting = given - done
     if waiting < max(at_least, 1):
         return 0, waiting
-    conn.exec_driver_sql(_CATCH_UP, (done, given))
+    conn.exec_driver_sql(_CATCH_UP, (done + 1, done, given))
+    conn.exec_driver_sql(_NEW_RUN, (done + 1,))
     conn.exec_driver_sql(_MOVE_ON, (given,))
     return waiting, 0
-
-
-def _complete_to() -> ColumnElement[Any]:
-    # No row yet: no SMS has its entry.
-    last = select(id_counters.c.last).where(id_counters.c.name == _COUNTER).scalar_subquery()
-    return func.coalesce(last, 0)
-
-
-def in_tail(number: str) -> ColumnElement[bool]:
-    """The SMS to `number` that have no entry yet (SQLite's newest), on `sms`."""
-    return and_(sms.c.id > _complete_to(), sms.c.to == number)
-
-
-def with_entry(source: FromClause) -> FromClause:
-    """`source` (which holds `sms`) from the entries: filter it with `sms_to.c.to`."""
-    return sms_to.join(source, sms.c.id == sms_to.c.id)
 
 
 def add(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """The entries of these SMS rows (each with its `to` and `id`) in the caller's transaction,
     on PostgreSQL; on SQLite the writer adds them later (`catch_up`)."""
     if rows and not has_tail(conn.dialect.name):
-        conn.execute(insert(sms_to), [{"to": row["to"], "id": row["id"]} for row in rows])
+        entries = [{"run": _POSTGRES_RUN, "to": row["to"], "id": row["id"]} for row in rows]
+        conn.execute(insert(sms_to), entries)
+
+
+def in_tail(number: str) -> ColumnElement[bool]:
+    """The SMS to `number` not entered yet (SQLite's newest), on `sms`."""
+    last = select(id_counters.c.last).where(id_counters.c.name == _COUNTER).scalar_subquery()
+    return and_(sms.c.id > func.coalesce(last, 0), sms.c.to == number)
+
+
+def entered(dialect: str, number: str) -> ColumnElement[bool]:
+    """The entries of `number`, in every run (each run's found by its key)."""
+    if has_tail(dialect):
+        runs = sms_to_runs.c.run
+        return and_(sms_to.c.run.in_(select(runs)), sms_to.c.to == number)
+    return and_(sms_to.c.run == _POSTGRES_RUN, sms_to.c.to == number)
+
+
+def entry_order(dialect: str) -> tuple[ColumnElement[Any], ...]:
+    """The key order of a number's entries, which is their SMS ids' order (runs cover
+    ascending ranges of ids)."""
+    return (sms_to.c.run, sms_to.c.id) if has_tail(dialect) else (sms_to.c.id,)
+
+
+def with_entry(source: FromClause) -> FromClause:
+    """`source` (which holds `sms`) from the entries."""
+    return sms_to.join(source, sms.c.id == sms_to.c.id)
+
+
+def entry_of_sms() -> tuple[ColumnElement[Any], ...]:
+    """The key in sms_to an SMS row's entry has (or would have), for a select on `sms`."""
+    in_run = select(func.max(sms_to_runs.c.run)).where(sms_to_runs.c.run <= sms.c.id)
+    return (func.coalesce(in_run.scalar_subquery(), _POSTGRES_RUN), sms.c.to, sms.c.id)
+
+
+def forget_empty_runs() -> Any:
+    """The statement that drops the runs left without entries (after a retention)."""
+    used = exists().where(sms_to.c.run == sms_to_runs.c.run)
+    return delete(sms_to_runs).where(~used)

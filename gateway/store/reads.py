@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import reduce
 from operator import add
@@ -34,7 +34,6 @@ from gateway.store.tables import (
     sms,
     sms_counts,
     sms_groups,
-    sms_to,
     with_tracker,
 )
 
@@ -75,16 +74,20 @@ def _sent(
     return [email_row.in_(union_all(*arms) if len(arms) > 1 else arms[0])]
 
 
-def _numbered(
-    conn: AsyncConnection, source: FromClause, number: str
-) -> list[tuple[FromClause, ColumnElement[bool], ColumnElement[Any]]]:
-    """`source` (which holds `sms`) cut to the SMS to `number`, in parts, each with the SMS id
-    it reads in order: on SQLite the newest, which have no entry in sms_to yet, then the others
-    from their entries (by_number.py)."""
-    entered = (by_number.with_entry(source), sms_to.c.to == number, sms_to.c.id)
-    if not by_number.has_tail(conn.dialect.name):
-        return [entered]
-    return [(source, by_number.in_tail(number), sms.c.id), entered]
+_Part = tuple[FromClause, ColumnElement[bool], tuple[ColumnElement[Any], ...]]
+
+
+def _numbered(conn: AsyncConnection, source: FromClause, number: str) -> list[_Part]:
+    """`source` (which holds `sms`) cut to the SMS to `number`, in parts, each with the key it
+    reads them by in the SMS's order (its last column, the SMS id): on SQLite the newest, not
+    entered yet, by id (twice: as wide as the other's), then the others from their entries
+    run by run (by_number.py)."""
+    dialect = conn.dialect.name
+    entries = by_number.with_entry(source), by_number.entered(dialect, number)
+    if not by_number.has_tail(dialect):
+        return [(*entries, by_number.entry_order(dialect))]
+    tail = (source, by_number.in_tail(number), (sms.c.id, sms.c.id))
+    return [tail, (*entries, by_number.entry_order(dialect))]
 
 
 async def _page(
@@ -98,30 +101,34 @@ async def _page(
     partition: int = 200,
     order: Sequence[ColumnElement[Any]] = (),
     union: Sequence[_Arm] = (),
-) -> tuple[list[RowMapping], int]:
+) -> tuple[list[Mapping[Any, Any]], int]:
     """One filter, two statements: the page (ORDER BY id DESC LIMIT, below `before_id` when
     given: a deep page by keyset costs what the first one does) and the total of all matches.
     `paging` is (limit, offset, before_id); the rows are read `partition` at a time; `order`,
     when given, is the id's order in other words (columns, each descending and each below
-    `before_id`); `union`, more rows of other sources, their ids among these (each an id column
-    labelled "id": the database merges the parts, each read in its own order)."""
+    `before_id`); `union`, more rows of other sources, their ids among these, each with its
+    own `order` as wide (the database merges the parts, each read in its own order)."""
     limit, offset, before_id = paging
     total = int((await conn.execute(count)).scalar_one())
     if limit == 0 or offset >= total:
         return [], total
     arms = [_Arm(source, columns, conditions, order or (id_column,)), *union]
     query: Any
+    keys = [f"order_{n}" for n in range(len(arms[0].order))] if union else []
     if union:
-        merged = union_all(*(arm.select(before_id) for arm in arms))
-        query = merged.order_by(merged.selected_columns.id.desc())
+        merged = union_all(*(arm.select(before_id, keys) for arm in arms))
+        query = merged.order_by(*(merged.selected_columns[key].desc() for key in keys))
     else:
         query = arms[0].select(before_id).order_by(*(column.desc() for column in arms[0].order))
     rows = await conn.stream(query.limit(limit).offset(offset))
-    found: list[RowMapping] = []
+    found: list[Mapping[Any, Any]] = []
     # Read a few rows at a time, the event loop let through in between: an email row holds
     # its request's results as JSON (500 recipients: ~0.2 ms to read back), a reply its XML.
     async for part in rows.mappings().partitions(partition):
-        found.extend(part)
+        if keys:
+            found.extend({k: v for k, v in row.items() if k not in keys} for row in part)
+        else:
+            found.extend(part)
     return found, total
 
 
@@ -133,9 +140,13 @@ class _Arm(NamedTuple):
     conditions: Sequence[ColumnElement[bool]]
     order: Sequence[ColumnElement[Any]]  # the id in other words (see _page)
 
-    def select(self, before_id: int | None) -> Select[Any]:
+    def select(self, before_id: int | None, keys: Sequence[str] = ()) -> Select[Any]:
+        """Its rows below `before_id`, with its order's columns as `keys` when named."""
         keyset = [column < before_id for column in self.order] if before_id is not None else []
-        return select(*self.columns).select_from(self.source).where(*self.conditions, *keyset)
+        named = [column.label(key) for column, key in zip(self.order, keys, strict=False)]
+        return (
+            select(*self.columns, *named).select_from(self.source).where(*self.conditions, *keyset)
+        )
 
 
 def _count(table: FromClause, conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
@@ -197,8 +208,8 @@ async def list_sms(
     if to is not None:
         with_account = SMS_WITH_GROUP.join(accounts, sms_groups.c.account_id == accounts.c.id)
         first, *more = (
-            _Arm(part, (ident.label("id"), *_SMS_COLUMNS[1:]), [*conditions, cut], (ident,))
-            for part, cut, ident in _numbered(conn, with_account, to)
+            _Arm(part, (key[-1].label("id"), *_SMS_COLUMNS[1:]), [*conditions, cut], key)
+            for part, cut, key in _numbered(conn, with_account, to)
         )
         parts = _numbered(conn, SMS_WITH_GROUP, to)
         rows, total = await _page(
@@ -289,7 +300,7 @@ async def list_emails(
     return Page([_email_item(row) for row in rows], total)
 
 
-def _email_item(row: RowMapping) -> dict[str, Any]:
+def _email_item(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {**row, "received_at": _iso(row["received_at"])}
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, or
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.model import ReplyState
-from gateway.store import admin
+from gateway.store import admin, by_number
 from gateway.store.engine import write_transaction
 from gateway.store.tables import emails, replies, sms, sms_groups, sms_to
 
@@ -59,8 +59,10 @@ async def _delete_groups(conn: AsyncConnection, *where: ColumnElement[bool]) -> 
         return 0
     ranges = [{"first": first, "last": last} for first, last in doomed]
     in_range = sms.c.id.between(bindparam("first"), bindparam("last"))
-    entries = select(sms.c.to, sms.c.id).where(in_range)  # by sms_to's key, not a scan of it
-    await conn.execute(delete(sms_to).where(tuple_(sms_to.c.to, sms_to.c.id).in_(entries)), ranges)
+    entries = select(*by_number.entry_of_sms()).where(in_range)  # by key, not a scan of sms_to
+    key = tuple_(sms_to.c.run, sms_to.c.to, sms_to.c.id)
+    await conn.execute(delete(sms_to).where(key.in_(entries)), ranges)
+    await conn.execute(by_number.forget_empty_runs())
     await conn.execute(delete(sms).where(in_range), ranges)
     await conn.execute(delete(sms_groups).where(sms_groups.c.id == bindparam("first")), ranges)
     return sum(last - first + 1 for first, last in doomed)

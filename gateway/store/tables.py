@@ -157,14 +157,20 @@ sms = Table(
     Column("due_at", UtcDateTime(), nullable=True),  # a deferred send's time (date_envoi)
 )
 
-# The SMS of each number (its newest found first): on SQLite the writer adds the entries of the
-# newest SMS in bulk, behind them, and reads walk those newer SMS (gateway/store/by_number.py).
+# The SMS of each number: on SQLite the writer adds the entries of the newest SMS behind them,
+# in bulk, each time as one new `run` (its first SMS id), and reads walk the SMS not entered yet
+# (gateway/store/by_number.py); on PostgreSQL each SMS's entry comes with it, in run 0.
 sms_to = Table(
     "sms_to",
     metadata,
+    Column("run", Id, primary_key=True, autoincrement=False),
     Column("to", String(32), primary_key=True),
     Column("id", Id, primary_key=True, autoincrement=False),  # the SMS's
     sqlite_with_rowid=False,
+)
+# The runs of sms_to on SQLite (none on PostgreSQL).
+sms_to_runs = Table(
+    "sms_to_runs", metadata, Column("run", Id, primary_key=True, autoincrement=False)
 )
 
 # The last id given to an SMS, on SQLite: the writers reserve a request's block of ids

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.core.model import ReplyState
 from gateway.store import admin, by_number, reads, retention
 from gateway.store.sqlite_writer import SqliteWriter
-from gateway.store.tables import id_counters, sms, sms_to
+from gateway.store.tables import id_counters, sms, sms_to, sms_to_runs
 from gateway.store.writer import open_writer
 from tests.store.test_sms_groups import _migrate
 from tests.store.test_writer import RULES, inbound, prepared
@@ -37,10 +37,15 @@ def _request(n: int, *numbers: str) -> str:
     return f"<keyid>demo</keyid>{tags}<emailId>{n}</emailId>"
 
 
-async def _entries(engine: AsyncEngine) -> list[tuple[str, int]]:
+async def _entries(engine: AsyncEngine) -> list[tuple[int, str, int]]:
     async with engine.connect() as conn:
         found = await conn.execute(select(sms_to).order_by(sms_to.c.id))
-        return [(to, sms_id) for to, sms_id in found]
+        return [(run, to, sms_id) for run, to, sms_id in found]
+
+
+async def _runs(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(sms_to_runs.c.run))).scalars())
 
 
 async def _ids(engine: AsyncEngine, **filters: object) -> tuple[list[int], int]:
@@ -50,14 +55,16 @@ async def _ids(engine: AsyncEngine, **filters: object) -> tuple[list[int], int]:
 
 
 async def _store_three_batches(engine: AsyncEngine) -> dict[str, list[int]]:
-    """Batches 1 and 2 with their entries written (SQLite: caught up), batch 3 without (the
-    tail); the SMS ids of each number, oldest first."""
+    """Batches 1 and 2 with their entries written (SQLite: caught up after each, two runs),
+    batch 3 without (the tail); the SMS ids of each number, oldest first."""
     writer = open_writer(engine, RULES, ReplyState.PENDING)
     try:
         await writer.apply([inbound(_request(1, A, B)), inbound(_request(2, B))], NOW)
+        if isinstance(writer, SqliteWriter):
+            assert writer.catch_up(at_least=1) == 3
         await writer.apply([inbound(_request(3, A)), inbound(_request(4, B, A))], NOW)
         if isinstance(writer, SqliteWriter):
-            assert writer.catch_up(at_least=1) == 6
+            assert writer.catch_up(at_least=1) == 3
             assert writer.catch_up(at_least=1) == 0  # nothing left
         await writer.apply([inbound(_request(5, A, B)), inbound(_request(6, A))], NOW)
     finally:
@@ -74,9 +81,13 @@ async def test_a_numbers_sms_come_newest_first_from_the_tail_then_the_entries(
     assert len(stored[A]) == 5 and len(stored[B]) == 4
     entries = await _entries(engine)
     if engine.dialect.name == "sqlite":  # batch 3's three SMS wait, the six before have theirs
-        assert len(entries) == 6 and max(i for _, i in entries) < min(stored[A][-2:])
-    else:  # PostgreSQL's writer adds each entry with its SMS
-        assert len(entries) == 9
+        assert [run for run, _, _ in entries] == [1, 1, 1, 4, 4, 4] and await _runs(engine) == [
+            1,
+            4,
+        ]
+        assert max(i for _, _, i in entries) < min(stored[A][-2:])
+    else:  # PostgreSQL's writer adds each entry with its SMS, in run 0
+        assert [run for run, _, _ in entries] == [0] * 9 and await _runs(engine) == []
     for number in (A, B):
         newest_first = stored[number][::-1]
         assert await _ids(engine, to=number) == (newest_first, len(newest_first))
@@ -118,7 +129,7 @@ async def test_sqlites_writer_writes_the_entries_once_enough_wait(tmp_path: obje
         assert writer.catch_up(at_least=3) == 0  # still too few: nothing written
         await writer.apply([inbound(_request(2, A))], NOW)
         assert writer.catch_up(at_least=3) == 3
-        assert [to for to, _ in await _entries(engine)] == [A, B, A]
+        assert await _entries(engine) == [(1, A, 1), (1, B, 2), (1, A, 3)]
         async with engine.connect() as conn:
             done, given = await conn.run_sync(by_number.pending)
         assert done == given == 3
@@ -150,10 +161,12 @@ async def test_retention_and_reset_take_the_entries_with_their_sms(engine: Async
     deleted = await retention.prune(engine, older_than=None, keep_emails=4)
     assert deleted["sms"] == 3
     entries = await _entries(engine)
-    assert all(sms_id > max(stored[B][:2]) for _, sms_id in entries)
+    assert all(sms_id > max(stored[B][:2]) for _, _, sms_id in entries)
+    if engine.dialect.name == "sqlite":  # run 1 held batch 1's SMS only: gone with them
+        assert await _runs(engine) == [4]
     assert await _ids(engine, to=B) == (stored[B][:1:-1], 2)
     await admin.reset_messages(engine)
-    assert await _entries(engine) == []
+    assert await _entries(engine) == [] and await _runs(engine) == []
     assert await _ids(engine, to=A) == ([], 0)
 
 
@@ -208,7 +221,7 @@ async def test_a_numbers_page_reads_its_entries_and_the_tail_by_key_without_sort
             found = await conn.exec_driver_sql(f"{explain} {statement}", params)
             plan = " | ".join(str(row[-1] if sqlite else row[0]) for row in found)
             if sqlite:
-                assert "SEARCH sms_to USING PRIMARY KEY (to=?" in plan, plan
+                assert "SEARCH sms_to USING PRIMARY KEY (run=? AND to=?" in plan, plan
                 assert "SEARCH sms USING INTEGER PRIMARY KEY (rowid>?)" in plan, plan
                 assert "TEMP B-TREE" not in plan and "SCAN sms" not in plan, plan
             else:

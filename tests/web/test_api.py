@@ -799,7 +799,7 @@ async def test_a_page_lets_the_event_loop_through_between_its_chunks(
 
 # A number's SMS: from its entries in sms_to, and the newest (no entry yet) by walking the
 # ids after the last entered, never a scan of every SMS (gateway/store/by_number.py).
-BY_NUMBER = "SEARCH sms_to USING PRIMARY KEY (to=?"
+BY_NUMBER = "SEARCH sms_to USING PRIMARY KEY (run=? AND to=?"
 LIST_FILTERS = [
     (reads.list_sms, {"to": "0601020304"}, BY_NUMBER),
     # The total by account is read from the counts the writer keeps, not counted.
