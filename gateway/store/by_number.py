@@ -18,6 +18,7 @@ with it, in run 0 (its replicas write at once: no id would say "entered up to he
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,17 +88,21 @@ def add(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         conn.execute(insert(sms_to), entries)
 
 
+# Built once: a page's statement is built for each request (what varies is the number).
+_LAST = select(id_counters.c.last).where(id_counters.c.name == _COUNTER).scalar_subquery()
+_NEWEST = sms.c.id > func.coalesce(_LAST, 0)
+_IN_A_RUN = sms_to.c.run.in_(select(sms_to_runs.c.run))
+
+
 def in_tail(number: str) -> ColumnElement[bool]:
     """The SMS to `number` not entered yet (SQLite's newest), on `sms`."""
-    last = select(id_counters.c.last).where(id_counters.c.name == _COUNTER).scalar_subquery()
-    return and_(sms.c.id > func.coalesce(last, 0), sms.c.to == number)
+    return and_(_NEWEST, sms.c.to == number)
 
 
 def entered(dialect: str, number: str) -> ColumnElement[bool]:
     """The entries of `number`, in every run (each run's found by its key)."""
     if has_tail(dialect):
-        runs = sms_to_runs.c.run
-        return and_(sms_to.c.run.in_(select(runs)), sms_to.c.to == number)
+        return and_(_IN_A_RUN, sms_to.c.to == number)
     return and_(sms_to.c.run == _POSTGRES_RUN, sms_to.c.to == number)
 
 
@@ -107,6 +112,7 @@ def entry_order(dialect: str) -> tuple[ColumnElement[Any], ...]:
     return (sms_to.c.run, sms_to.c.id) if has_tail(dialect) else (sms_to.c.id,)
 
 
+@functools.cache
 def with_entry(source: FromClause) -> FromClause:
     """`source` (which holds `sms`) from the entries."""
     return sms_to.join(source, sms.c.id == sms_to.c.id)

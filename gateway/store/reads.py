@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import reduce
@@ -107,7 +108,8 @@ async def _page(
     `paging` is (limit, offset, before_id); the rows are read `partition` at a time; `order`,
     when given, is the id's order in other words (columns, each descending and each below
     `before_id`); `union`, more rows of other sources, their ids among these, each with its
-    own `order` as wide (the database merges the parts, each read in its own order)."""
+    own `order` as wide (the database merges the parts, each read in its own order; the rows
+    then also have those columns, as order_0, order_1…)."""
     limit, offset, before_id = paging
     total = int((await conn.execute(count)).scalar_one())
     if limit == 0 or offset >= total:
@@ -125,10 +127,7 @@ async def _page(
     # Read a few rows at a time, the event loop let through in between: an email row holds
     # its request's results as JSON (500 recipients: ~0.2 ms to read back), a reply its XML.
     async for part in rows.mappings().partitions(partition):
-        if keys:
-            found.extend({k: v for k, v in row.items() if k not in keys} for row in part)
-        else:
-            found.extend(part)
+        found.extend(part)
     return found, total
 
 
@@ -170,6 +169,16 @@ _SMS_COLUMNS = (
 )
 
 
+_SMS_NAMES = tuple(column.key for column in _SMS_COLUMNS)
+_SMS_WITH_ACCOUNT = SMS_WITH_GROUP.join(accounts, sms_groups.c.account_id == accounts.c.id)
+
+
+@functools.cache
+def _sms_columns(id_column: ColumnElement[Any]) -> tuple[Any, ...]:
+    """The listed columns with the SMS id taken from `id_column`."""
+    return (id_column.label("id"), *_SMS_COLUMNS[1:])
+
+
 async def list_sms(
     conn: AsyncConnection,
     *,
@@ -206,10 +215,9 @@ async def list_sms(
     conditions = [*grouped, *own]
     paging = (limit, offset, before_id)
     if to is not None:
-        with_account = SMS_WITH_GROUP.join(accounts, sms_groups.c.account_id == accounts.c.id)
         first, *more = (
-            _Arm(part, (key[-1].label("id"), *_SMS_COLUMNS[1:]), [*conditions, cut], key)
-            for part, cut, key in _numbered(conn, with_account, to)
+            _Arm(part, _sms_columns(key[-1]), [*conditions, cut], key)
+            for part, cut, key in _numbered(conn, _SMS_WITH_ACCOUNT, to)
         )
         parts = _numbered(conn, SMS_WITH_GROUP, to)
         rows, total = await _page(
@@ -240,7 +248,12 @@ async def list_sms(
         )
     return Page(
         [
-            {**row, "created_at": _iso(row["created_at"]), "due_at": _iso(row["due_at"])}
+            # By name: a page from several parts also has the columns they were merged by.
+            {
+                **{name: row[name] for name in _SMS_NAMES},
+                "created_at": _iso(row["created_at"]),
+                "due_at": _iso(row["due_at"]),
+            }
             for row in rows
         ],
         total,
