@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from gateway.store.tables import metadata
+from gateway.store.tables import built_on, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -15,6 +15,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=True,
     compare_type=True,
+    include_object=built_on(connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store import by_number, migrate, sms_ids
+from gateway.store import migrate, sms_ids
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.tables import accounts, sms, sms_groups
 
@@ -67,5 +67,4 @@ def insert_flat(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> list[int
         sms_rows.extend({"id": begin + k, "group_id": begin, **o} for k, o in enumerate(members))
     conn.execute(insert(sms_groups), group_rows)
     conn.execute(insert(sms), sms_rows)
-    by_number.add(conn, sms_rows)
     return [row["id"] for row in sms_rows]

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.model import Account, Fault, ReplyState, RuleSettings
-from gateway.store import accounts, by_number, sms_ids
+from gateway.store import accounts, sms_ids
 from gateway.store.batch import (
     ACTIVE_FAULTS,
     DEBIT,
@@ -81,7 +81,6 @@ class PostgresStatements:
         self._conn.execute(_INSERT_GROUP, [g.group(b) for g, b in zip(groups, begins, strict=True)])
         rows = [row for g, b in zip(groups, begins, strict=True) for row in g.rows(b)]
         self._conn.execute(_INSERT_SMS, rows)
-        by_number.add(self._conn, rows)
 
     def insert_replies(self, rows: Sequence[Row]) -> None:
         self._conn.execute(_INSERT_REPLY, rows)

@@ -80,15 +80,14 @@ _Part = tuple[FromClause, ColumnElement[bool], tuple[ColumnElement[Any], ...]]
 
 def _numbered(conn: AsyncConnection, source: FromClause, number: str) -> list[_Part]:
     """`source` (which holds `sms`) cut to the SMS to `number`, in parts, each with the key it
-    reads them by in the SMS's order (its last column, the SMS id): on SQLite the newest, not
-    entered yet, by id (twice: as wide as the other's), then the others from their entries
-    run by run (by_number.py)."""
-    dialect = conn.dialect.name
-    entries = by_number.with_entry(source), by_number.entered(dialect, number)
-    if not by_number.has_tail(dialect):
-        return [(*entries, by_number.entry_order(dialect))]
+    reads them by in the SMS's order (its last column, the SMS id). PostgreSQL: by the index
+    on the number. SQLite: the newest, not entered yet, by id (twice: as wide as the other's),
+    then the others from their entries, run by run (by_number.py)."""
+    if not by_number.has_tail(conn.dialect.name):
+        return [(source, sms.c.to == number, (sms.c.id,))]
     tail = (source, by_number.in_tail(number), (sms.c.id, sms.c.id))
-    return [tail, (*entries, by_number.entry_order(dialect))]
+    entered = (by_number.with_entry(source), by_number.entered(number), by_number.ENTRY_ORDER)
+    return [tail, entered]
 
 
 async def _page(

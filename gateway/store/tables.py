@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -155,11 +157,13 @@ sms = Table(
     Column("tracker", String(64), nullable=False, server_default=""),
     Column("state", String(16), nullable=False, server_default="sent"),  # sent|scheduled
     Column("due_at", UtcDateTime(), nullable=True),  # a deferred send's time (date_envoi)
+    # PostgreSQL finds a number's SMS by this index; SQLite by sms_to (below).
+    Index("ix_sms_to_id", "to", "id").ddl_if(dialect="postgresql"),
 )
 
-# The SMS of each number: on SQLite the writer adds the entries of the newest SMS behind them,
+# The SMS of each number, on SQLite: the writer adds the entries of the newest SMS behind them,
 # in bulk, each time as one new `run` (its first SMS id), and reads walk the SMS not entered yet
-# (gateway/store/by_number.py); on PostgreSQL each SMS's entry comes with it, in run 0.
+# (gateway/store/by_number.py). Empty on PostgreSQL (its index above).
 sms_to = Table(
     "sms_to",
     metadata,
@@ -293,3 +297,14 @@ shortlinks = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
+
+
+def built_on(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object`: what tables.py builds on this database (an index made for
+    one database only, `ddl_if`, is not expected on the other; Alembic does not look)."""
+
+    def include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+        condition = getattr(obj, "_ddl_if", None)
+        return condition is None or condition.dialect in (None, dialect)
+
+    return include

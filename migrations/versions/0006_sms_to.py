@@ -32,21 +32,21 @@ def upgrade() -> None:
         sa.Column("run", ID, autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("run", name=op.f("pk_sms_to_runs")),
     )
-    if op.get_bind().dialect.name == "sqlite":
-        # Every SMS stored is entered as run 1; the writer adds the next runs (by_number.py).
-        op.execute('INSERT INTO sms_to (run, "to", id) SELECT 1, "to", id FROM sms ORDER BY 2, 3')
-        op.execute("INSERT INTO sms_to_runs (run) SELECT 1 WHERE EXISTS (SELECT 1 FROM sms)")
-        op.execute(
-            "INSERT INTO id_counters (name, last) "
-            "SELECT 'sms_to', COALESCE((SELECT MAX(id) FROM sms), 0)"
-        )
-    else:  # the writers add each entry with its SMS, in run 0
-        op.execute('INSERT INTO sms_to (run, "to", id) SELECT 0, "to", id FROM sms')
+    if op.get_bind().dialect.name != "sqlite":
+        return  # PostgreSQL keeps its index on the number (tables.py): sms_to stays empty
+    # Every SMS stored is entered as run 1; the writer adds the next runs (by_number.py).
+    op.execute('INSERT INTO sms_to (run, "to", id) SELECT 1, "to", id FROM sms ORDER BY 2, 3')
+    op.execute("INSERT INTO sms_to_runs (run) SELECT 1 WHERE EXISTS (SELECT 1 FROM sms)")
+    op.execute(
+        "INSERT INTO id_counters (name, last) "
+        "SELECT 'sms_to', COALESCE((SELECT MAX(id) FROM sms), 0)"
+    )
     op.drop_index("ix_sms_to_id", table_name="sms")
 
 
 def downgrade() -> None:
-    op.create_index("ix_sms_to_id", "sms", ["to", "id"])
-    op.execute("DELETE FROM id_counters WHERE name = 'sms_to'")
+    if op.get_bind().dialect.name == "sqlite":
+        op.create_index("ix_sms_to_id", "sms", ["to", "id"])
+        op.execute("DELETE FROM id_counters WHERE name = 'sms_to'")
     op.drop_table("sms_to_runs")
     op.drop_table("sms_to")
