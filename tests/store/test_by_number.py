@@ -6,6 +6,8 @@ PostgreSQL keeps its index on the number: the same lists, the same answers."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.model import ReplyState
 from gateway.store import admin, by_number, reads, retention
+from gateway.store.engine import write_transaction
 from gateway.store.sqlite_writer import SqliteWriter
 from gateway.store.tables import id_counters, sms, sms_to, sms_to_runs
 from gateway.store.writer import open_writer
+from tests.database import insert_flat
 from tests.store.test_sms_groups import _migrate
 from tests.store.test_writer import RULES, inbound, prepared
 
@@ -261,3 +265,26 @@ async def test_a_failed_catch_up_is_logged_and_the_sms_stay_found(
     finally:
         writer.close()
         await engine.dispose()
+
+
+async def test_the_writer_process_catches_up_once_it_has_answered(tmp_path: object) -> None:
+    engine = await prepared(f"sqlite+aiosqlite:///{tmp_path}/g.db")
+    waiting = [
+        {"account_id": 1, "to": f"06010{n % 997:05d}", "sender": "s", "text": "t", "parts": 1,
+         "encoding": "gsm7", "created_at": NOW}
+        for n in range(by_number.TAIL)
+    ]  # fmt: skip
+    async with write_transaction(engine) as conn:  # SMS the writer did not enter
+        await conn.run_sync(insert_flat, waiting)
+    writer = open_writer(engine, RULES, ReplyState.PENDING, own_process=True)
+    try:
+        (written,) = await writer.apply([inbound(_request(1, A))], NOW)
+        assert written.codes == (0,)
+        deadline = time.monotonic() + 30
+        while len(entries := await _entries(engine)) < by_number.TAIL + 1:
+            assert time.monotonic() < deadline, f"{len(entries)} entries"
+            await asyncio.sleep(0.05)
+    finally:
+        writer.close()
+        await engine.dispose()
+    assert entries[-1] == (1, A, by_number.TAIL + 1) and await _runs(engine) == [1]
