@@ -92,35 +92,28 @@ def _numbered(conn: AsyncConnection, source: FromClause, number: str) -> list[_P
 
 async def _page(
     conn: AsyncConnection,
-    source: FromClause,
-    columns: Sequence[Any],
-    id_column: ColumnElement[Any],
-    conditions: Sequence[ColumnElement[bool]],
+    arms: Sequence[_Arm],
     paging: tuple[int, int, int | None],
     count: Select[Any],
     partition: int = 200,
-    order: Sequence[ColumnElement[Any]] = (),
-    union: Sequence[_Arm] = (),
 ) -> tuple[list[Mapping[Any, Any]], int]:
     """One filter, two statements: the page (ORDER BY id DESC LIMIT, below `before_id` when
     given: a deep page by keyset costs what the first one does) and the total of all matches.
-    `paging` is (limit, offset, before_id); the rows are read `partition` at a time; `order`,
-    when given, is the id's order in other words (columns, each descending and each below
-    `before_id`); `union`, more rows of other sources, their ids among these, each with its
-    own `order` as wide (the database merges the parts, each read in its own order; the rows
-    then also have those columns, as order_0, order_1…)."""
+    `paging` is (limit, offset, before_id); the rows are read `partition` at a time. Rows
+    from several arms are merged by the database, each arm read in its own order (as wide
+    in each); the rows then also have those columns, as order_0, order_1…"""
     limit, offset, before_id = paging
     total = int((await conn.execute(count)).scalar_one())
     if limit == 0 or offset >= total:
         return [], total
-    arms = [_Arm(source, columns, conditions, order or (id_column,)), *union]
     query: Any
-    keys = [f"order_{n}" for n in range(len(arms[0].order))] if union else []
-    if union:
+    if len(arms) > 1:
+        keys = [f"order_{n}" for n in range(len(arms[0].order))]
         merged = union_all(*(arm.select(before_id, keys) for arm in arms))
         query = merged.order_by(*(merged.selected_columns[key].desc() for key in keys))
     else:
-        query = arms[0].select(before_id).order_by(*(column.desc() for column in arms[0].order))
+        (arm,) = arms
+        query = arm.select(before_id).order_by(*(column.desc() for column in arm.order))
     rows = await conn.stream(query.limit(limit).offset(offset))
     found: list[Mapping[Any, Any]] = []
     # Read a few rows at a time, the event loop let through in between: an email row holds
@@ -131,12 +124,13 @@ async def _page(
 
 
 class _Arm(NamedTuple):
-    """One source of a page's rows."""
+    """One source of a page's rows; `order` is its id (or the id in other words: columns,
+    each descending and each below `before_id`)."""
 
     source: FromClause
     columns: Sequence[Any]
     conditions: Sequence[ColumnElement[bool]]
-    order: Sequence[ColumnElement[Any]]  # the id in other words (see _page)
+    order: Sequence[ColumnElement[Any]]
 
     def select(self, before_id: int | None, keys: Sequence[str] = ()) -> Select[Any]:
         """Its rows below `before_id`, with its order's columns as `keys` when named."""
@@ -214,36 +208,25 @@ async def list_sms(
     conditions = [*grouped, *own]
     paging = (limit, offset, before_id)
     if to is not None:
-        first, *more = (
+        arms = [
             _Arm(part, _sms_columns(key[-1]), [*conditions, cut], key)
             for part, cut, key in _numbered(conn, _SMS_WITH_ACCOUNT, to)
-        )
+        ]
         parts = _numbered(conn, SMS_WITH_GROUP, to)
-        rows, total = await _page(
-            conn,
-            first.source,
-            first.columns,
-            first.order[0],
-            first.conditions,
-            paging,
-            _count_all([(part, [*conditions, cut]) for part, cut, _ in parts]),
-            union=more,
-        )
+        total_of = _count_all([(part, [*conditions, cut]) for part, cut, _ in parts])
+        rows, total = await _page(conn, arms, paging, total_of)
     else:
         order: tuple[ColumnElement[Any], ...]
         source, order = SMS_WITH_GROUP, (sms.c.id,)
         if grouped and not own:
             # From the matching groups, newest first, to each one's SMS (tables.sms_groups).
             source, order = GROUPS_WITH_SMS, (sms_groups.c.id, sms.c.id)
+        with_account = source.join(accounts, sms_groups.c.account_id == accounts.c.id)
         rows, total = await _page(
             conn,
-            source.join(accounts, sms_groups.c.account_id == accounts.c.id),
-            _SMS_COLUMNS,
-            sms.c.id,
-            conditions,
+            [_Arm(with_account, _SMS_COLUMNS, conditions, order)],
             paging,
             _count(source, conditions) if count is None else count,
-            order=order,
         )
     return Page(
         [
@@ -301,10 +284,7 @@ async def list_emails(
         conditions.append(emails.c.account_id == _account_id(account))
     rows, total = await _page(
         conn,
-        emails,
-        _EMAIL_COLUMNS,
-        emails.c.id,
-        conditions,
+        [_Arm(emails, _EMAIL_COLUMNS, conditions, (emails.c.id,))],
         (limit, offset, before_id),
         _count(emails, conditions),
         partition=HEAVY_ROWS,
@@ -332,6 +312,21 @@ async def email(conn: AsyncConnection, email_row: int) -> tuple[dict[str, Any], 
 async def email_raw(conn: AsyncConnection, email_row: int) -> bytes | None:
     raw = (await conn.execute(select(emails.c.raw).where(emails.c.id == email_row))).scalar()
     return bytes(raw) if raw is not None else None
+
+
+_REPLY_COLUMNS = (
+    replies.c.id,
+    replies.c.kind,
+    replies.c.to,
+    replies.c.email_id,
+    replies.c.body,
+    replies.c.state,
+    replies.c.attempts,
+    replies.c.last_error,
+    replies.c.created_at,
+    replies.c.next_attempt_at,
+    replies.c.delivered_at,
+)
 
 
 async def list_replies(
@@ -365,22 +360,7 @@ async def list_replies(
         conditions.append(replies.c.to == to)
     rows, total = await _page(
         conn,
-        replies,
-        [
-            replies.c.id,
-            replies.c.kind,
-            replies.c.to,
-            replies.c.email_id,
-            replies.c.body,
-            replies.c.state,
-            replies.c.attempts,
-            replies.c.last_error,
-            replies.c.created_at,
-            replies.c.next_attempt_at,
-            replies.c.delivered_at,
-        ],
-        replies.c.id,
-        conditions,
+        [_Arm(replies, _REPLY_COLUMNS, conditions, (replies.c.id,))],
         (limit, offset, before_id),
         _count(replies, conditions),
         partition=HEAVY_ROWS,
@@ -402,10 +382,7 @@ async def list_accounts(
 ) -> Page:
     rows, total = await _page(
         conn,
-        accounts,
-        _ACCOUNT_COLUMNS,
-        accounts.c.id,
-        [],
+        [_Arm(accounts, _ACCOUNT_COLUMNS, [], (accounts.c.id,))],
         (limit, offset, before_id),
         _count(accounts, []),
     )

@@ -284,7 +284,7 @@ async def test_the_writer_process_catches_up_once_it_has_answered(tmp_path: obje
         while len(entries := await _entries(engine)) < by_number.TAIL + 1:
             assert time.monotonic() < deadline, f"{len(entries)} entries"
             await asyncio.sleep(0.05)
+        assert entries[-1] == (1, A, by_number.TAIL + 1) and await _runs(engine) == [1]
     finally:
         writer.close()
         await engine.dispose()
-    assert entries[-1] == (1, A, by_number.TAIL + 1) and await _runs(engine) == [1]
