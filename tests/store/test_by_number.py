@@ -226,6 +226,8 @@ async def test_a_numbers_page_reads_by_key_without_sorting(
         await reads.list_sms(conn, to=A, limit=2)
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
         assert len(statements) == 2  # the total, then the page
+        if conn.dialect.name == "sqlite":  # merged by run, then id, newest first
+            assert "ORDER BY order_0 DESC, order_1 DESC" in statements[1][0], statements[1][0]
         sqlite = conn.dialect.name == "sqlite"
         if not sqlite:  # with a few rows it would rather scan and sort: whether it can avoid it
             await conn.exec_driver_sql("SET enable_seqscan = off")
