@@ -290,3 +290,19 @@ async def test_the_writer_process_catches_up_once_it_has_answered(tmp_path: obje
     finally:
         writer.close()
         await engine.dispose()
+
+
+async def test_a_catch_up_over_ids_whose_sms_are_gone_makes_no_run(tmp_path: object) -> None:
+    engine = await prepared(f"sqlite+aiosqlite:///{tmp_path}/g.db")
+    writer = SqliteWriter(engine.url, RULES, ReplyState.PENDING)
+    try:
+        await writer.apply([inbound(_request(1, A, B))], NOW)
+        await admin.reset_messages(engine)
+        assert writer.catch_up(at_least=1) == 2  # the two ids given: past them now
+        assert await _runs(engine) == [] and await _entries(engine) == []
+        await writer.apply([inbound(_request(2, A))], NOW)
+        assert writer.catch_up(at_least=1) == 1
+        assert await _runs(engine) == [3] and await _ids(engine, to=A) == ([3], 1)
+    finally:
+        writer.close()
+        await engine.dispose()
