@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from gateway.core.envoi import LINE_FEED_MARK
 from gateway.core.model import Attachment
@@ -47,7 +47,7 @@ def merge(
     template = next((line.strip() for line in _lines(message) if line.strip()), None)
     if template is None:
         return None
-    template = unicodedata.normalize("NFC", template)
+    fill = _filler(unicodedata.normalize("NFC", template))
     recipients: list[tuple[str, str]] = []
     for line in _lines(mobiles):
         if max_lines is not None and len(recipients) >= max_lines:
@@ -56,7 +56,7 @@ def merge(
             continue
         separator = SEPARATOR if SEPARATOR in line else SINGLE_SEPARATOR
         num, *values = (cell.strip() for cell in line.split(separator))
-        text = _fill(template, [unicodedata.normalize("NFC", v) for v in values])
+        text = fill([v if v.isascii() else unicodedata.normalize("NFC", v) for v in values])
         recipients.append((num, text.replace(LINE_FEED_MARK, "\n")))
     return recipients or None
 
@@ -71,15 +71,26 @@ def _lines(content: bytes) -> Iterator[str]:
     yield text[start:]
 
 
-def _fill(template: str, values: Sequence[str]) -> str:
-    def value(match: re.Match[str]) -> str:
-        digits = match.group(1)
-        if len(digits) > _MAX_PLACEHOLDER_DIGITS:
-            return ""
-        index = int(digits)
-        return values[index - 1] if index <= len(values) else ""
+def _filler(template: str) -> Callable[[Sequence[str]], str]:
+    """The template with each placeholder `[N]` replaced by a line's N-th value ("" when the
+    line has fewer), the template split once for all lines (one regex substitution a line,
+    with a call per placeholder, took a quarter of a 500-line merge)."""
+    pieces = _PLACEHOLDER.split(template)  # text, digits, text, digits, …, text
+    if len(pieces) == 1:
+        return lambda values: template
+    texts = pieces[0::2]
+    # Each placeholder's value index; [1234567] and beyond have none.
+    slots = [int(d) - 1 if len(d) <= _MAX_PLACEHOLDER_DIGITS else -1 for d in pieces[1::2]]
 
-    return _PLACEHOLDER.sub(value, template)
+    def fill(values: Sequence[str]) -> str:
+        count = len(values)
+        out = [texts[0]]
+        for slot, text in zip(slots, texts[1:], strict=True):
+            out.append(values[slot] if 0 <= slot < count else "")
+            out.append(text)
+        return "".join(out)
+
+    return fill
 
 
 def find_csv(attachments: Sequence[Attachment]) -> tuple[bytes | None, bytes | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.core import csvmerge
 from gateway.core.csvmerge import decode_attachment, find_csv, merge
 from gateway.core.mime import extract
 from gateway.core.model import Attachment
@@ -324,3 +326,28 @@ def test_merge_reads_no_further_than_max_lines() -> None:
     mobiles = b"".join(b"06%08d;;v\n" % i for i in range(1000)) + b"\xff not utf-8 at the end"
     merged = merge(mobiles, b"[1]\n", max_lines=3)
     assert merged == [("0600000000", "v"), ("0600000001", "v"), ("0600000002", "v")]
+
+
+def _reference_fill(template: str, values: list[str]) -> str:
+    """The merge's placeholder rule as one regex substitution (what csvmerge did a line)."""
+
+    def value(match: re.Match[str]) -> str:
+        digits = match.group(1)
+        if len(digits) > 6:
+            return ""
+        index = int(digits)
+        return values[index - 1] if index <= len(values) else ""
+
+    return re.sub(r"\[([1-9][0-9]*)\]", value, template)
+
+
+TEMPLATE_BITS = st.sampled_from(["[1]", "[2]", "[10]", "[0]", "[01]", "[1234567]", "[999999]"])
+TEMPLATE_TEXT = st.text(alphabet="ab[]1 ;Ö", max_size=6)
+
+
+@given(
+    st.lists(TEMPLATE_BITS | TEMPLATE_TEXT, max_size=8).map("".join),
+    st.lists(st.text(alphabet="xy[1]é", max_size=4), max_size=12),
+)
+def test_the_template_is_filled_as_one_substitution_would(template: str, values: list[str]) -> None:
+    assert csvmerge._filler(template)(values) == _reference_fill(template, values)
