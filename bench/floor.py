@@ -64,9 +64,12 @@ def _drop(database: Path, names: tuple[str, ...]) -> None:
 
 
 @contextlib.contextmanager
-def _writing(database: Path, per_batch: int, entries: bool = True) -> Iterator[Callable[[], None]]:
+def _writing(
+    database: Path, per_batch: int, tail: int | None = by_number.TAIL
+) -> Iterator[Callable[[], None]]:
     """A writer on the database, and what writes one transaction of `per_batch` emails of
-    500 SMS to the load's numbers (then the number's entries when due, with `entries`)."""
+    500 SMS to the load's numbers, then the number's entries once `tail` SMS wait (None:
+    never)."""
     writer = SqliteWriter(make_url(f"sqlite:///{database}"), RuleSettings(), ReplyState.KEPT)
     now = datetime.now(UTC)
     sent = tuple(
@@ -93,8 +96,8 @@ def _writing(database: Path, per_batch: int, entries: bool = True) -> Iterator[C
 
     def write() -> None:
         writer.transaction(one_batch)
-        if entries and writer.catching_up_due():
-            writer.catch_up()
+        if tail is not None and writer.catching_up_due(tail):
+            writer.catch_up(tail)
 
     try:
         yield write
@@ -102,10 +105,10 @@ def _writing(database: Path, per_batch: int, entries: bool = True) -> Iterator[C
         writer.close()
 
 
-def _measure(database: Path, batches: int, per_batch: int, entries: bool) -> tuple[float, float]:
+def _measure(database: Path, batches: int, per_batch: int, tail: int | None) -> tuple[float, float]:
     """CPU and wall milliseconds per email over `batches` transactions, after one not
     measured (it reads the pages it needs)."""
-    with _writing(database, per_batch, entries) as write:
+    with _writing(database, per_batch, tail) as write:
         write()
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(batches):
@@ -121,16 +124,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stored", type=int, default=200_000, help="SMS stored before")
     parser.add_argument("--batches", type=int, default=40, help="transactions measured")
-    parser.add_argument("--tail", type=int, default=by_number.TAIL, help="by_number.TAIL")
+    parser.add_argument(
+        "--tail", type=int, default=by_number.TAIL, help="SMS waiting for their entries"
+    )
     parser.add_argument("--batch", type=int, default=8, help="emails per transaction")
     args = parser.parse_args()
-    by_number.TAIL = args.tail
     with tempfile.TemporaryDirectory(prefix="mail2sms-floor-") as tmp:
         folder = Path(tmp)
         seeded = folder / "seeded.db"
         db_upgrade(write_config(folder / "g.toml", f"sqlite+aiosqlite:///{seeded}"))
         seed(seeded, 0)  # the account
-        with _writing(seeded, args.batch) as write:
+        with _writing(seeded, args.batch, args.tail) as write:
             for _ in range(-(-args.stored // (RECIPIENTS * args.batch))):
                 write()
         print(
@@ -143,7 +147,8 @@ def main() -> None:
             database = folder / "measured.db"
             shutil.copyfile(seeded, database)
             _drop(database, dropped)
-            cpu, wall = _measure(database, args.batches, args.batch, entries)
+            tail = args.tail if entries else None
+            cpu, wall = _measure(database, args.batches, args.batch, tail)
             print(f"{label:26s} {cpu:12.2f} {wall:13.2f} {1000 / wall:16.0f}")
             database.unlink()
 

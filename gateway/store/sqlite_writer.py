@@ -331,9 +331,10 @@ class SqliteWriter(BatchWriter):
             self._waiting += statements.sms_added
         return result
 
-    def catching_up_due(self) -> bool:
-        """Whether `catch_up` may have entries to add (an estimate: it checks)."""
-        return self._waiting is None or self._waiting >= by_number.TAIL
+    def catching_up_due(self, at_least: int | None = None) -> bool:
+        """Whether `catch_up(at_least)` may have entries to add (an estimate: it checks)."""
+        enough = by_number.TAIL if at_least is None else at_least
+        return self._waiting is None or self._waiting >= enough
 
     def catch_up(self, at_least: int | None = None) -> int:
         """The entries of the newest SMS added to sms_to in their own transaction, once
