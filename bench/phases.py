@@ -350,17 +350,15 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
             con.executemany(insert_group.sql, insert_group.values(group_rows))
             con.executemany(insert_sms.sql, insert_sms.values(sms_rows_chunk))
             con.execute("COMMIT")
-        # What the writer keeps: the last SMS id given (tables.id_counters), the SMS of each
-        # number caught up (store/by_number.py), and the SMS counts (tables.sms_counts).
+        # What the writer keeps: the last SMS id given (tables.id_counters) and the SMS counts
+        # (tables.sms_counts); the SMS of each number are entered below, as the writer would.
         con.execute("INSERT OR REPLACE INTO id_counters (name, last) VALUES ('sms', ?)", (sent,))
-        con.execute('INSERT INTO sms_to (run, "to", id) SELECT 1, "to", id FROM sms ORDER BY 2, 3')
-        con.execute("INSERT INTO sms_to_runs (run) SELECT 1 WHERE EXISTS (SELECT 1 FROM sms)")
-        con.execute("INSERT OR REPLACE INTO id_counters (name, last) VALUES ('sms_to', ?)", (sent,))
         con.execute(
             "INSERT INTO sms_counts (account_id, channel, total) "
             "SELECT account_id, channel, COUNT(*) FROM sms JOIN sms_groups AS g "
             "ON g.id = sms.group_id GROUP BY account_id, channel"
         )
+        _enter_numbers(database)
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         con.close()
@@ -370,6 +368,20 @@ def seed(database: Path, sms_rows: int) -> dict[str, Any]:
         "seconds": time.monotonic() - started,
         "file_mib": database.stat().st_size / 2**20,
     }
+
+
+def _enter_numbers(database: Path) -> None:
+    """The seeded SMS entered in sms_to the way the writer enters its own (by_number.py)."""
+    from sqlalchemy import create_engine
+
+    from gateway.store import by_number
+
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        with engine.begin() as conn:
+            by_number.catch_up(conn, at_least=1)
+    finally:
+        engine.dispose()
 
 
 def api_queries(

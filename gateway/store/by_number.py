@@ -33,22 +33,17 @@ from sqlalchemy import (
     select,
 )
 
+from gateway.store import sms_ids
 from gateway.store.tables import id_counters, sms, sms_to, sms_to_runs
 
 # SMS whose entries wait before they are written (the tail a read walks).
 TAIL = 50_000
 _COUNTER = "sms_to"
-_LAST_SMS = "SELECT last FROM id_counters WHERE name = 'sms'"
-_LAST_ENTERED = "SELECT last FROM id_counters WHERE name = 'sms_to'"
 _CATCH_UP = (
     'INSERT INTO sms_to (run, "to", id) SELECT ?, "to", id FROM sms WHERE id > ? AND id <= ? '
     'ORDER BY "to", id'
 )
 _NEW_RUN = "INSERT INTO sms_to_runs (run) VALUES (?)"
-_MOVE_ON = (
-    "INSERT INTO id_counters (name, last) VALUES ('sms_to', ?) "
-    "ON CONFLICT (name) DO UPDATE SET last = excluded.last"
-)
 
 
 def has_tail(dialect: str) -> bool:
@@ -59,9 +54,7 @@ def has_tail(dialect: str) -> bool:
 
 def pending(conn: Connection) -> tuple[int, int]:
     """SQLite: the last SMS id entered, and the last SMS id given."""
-    done = conn.exec_driver_sql(_LAST_ENTERED).scalar()
-    given = conn.exec_driver_sql(_LAST_SMS).scalar()
-    return int(done or 0), int(given or 0)
+    return sms_ids.counter(conn, _COUNTER), sms_ids.counter(conn, sms_ids.SMS)
 
 
 def catch_up(conn: Connection, at_least: int) -> tuple[int, int]:
@@ -74,7 +67,7 @@ def catch_up(conn: Connection, at_least: int) -> tuple[int, int]:
         return 0, waiting
     if conn.exec_driver_sql(_CATCH_UP, (done + 1, done, given)).rowcount:
         conn.exec_driver_sql(_NEW_RUN, (done + 1,))  # none for ids whose SMS are gone (reset)
-    conn.exec_driver_sql(_MOVE_ON, (given,))
+    sms_ids.move_counter(conn, _COUNTER, given)
     return waiting, 0
 
 

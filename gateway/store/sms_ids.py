@@ -16,12 +16,13 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-# The last SMS id given on SQLite (no row: none yet), and its move past a reserved block.
-_SQLITE_LAST = "SELECT last FROM id_counters WHERE name = 'sms'"
-_SQLITE_MOVE_ON = (
-    "INSERT INTO id_counters (name, last) VALUES ('sms', ?) "
+# A counter of tables.id_counters on SQLite (no row: 0), and its move to a new last value.
+_COUNTER = "SELECT last FROM id_counters WHERE name = ?"
+_MOVE_COUNTER = (
+    "INSERT INTO id_counters (name, last) VALUES (?, ?) "
     "ON CONFLICT (name) DO UPDATE SET last = excluded.last"
 )
+SMS = "sms"  # the counter of the last SMS id given
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _KEY = 0x6D32_736D  # "m2sm": this lock's number among the database's advisory locks
 _MOVE_ON = text(
@@ -35,11 +36,21 @@ GROUP_FIELDS = ("email_row", "account_id", "email_id", "created_at", "channel")
 def reserve(conn: Connection, count: int) -> int:
     """The first of `count` consecutive SMS ids, in the caller's write transaction."""
     if conn.dialect.name == "sqlite":
-        first = int(conn.exec_driver_sql(_SQLITE_LAST).scalar() or 0) + 1
-        conn.exec_driver_sql(_SQLITE_MOVE_ON, (first + count - 1,))
+        first = counter(conn, SMS) + 1
+        move_counter(conn, SMS, first + count - 1)
         return first
     conn.execute(_LOCK, {"key": _KEY})
     return int(conn.execute(_MOVE_ON, {"count": count}).scalar_one()) - count + 1
+
+
+def counter(conn: Connection, name: str) -> int:
+    """SQLite: the last value of this counter of `id_counters` (0 before its first move)."""
+    return int(conn.exec_driver_sql(_COUNTER, (name,)).scalar() or 0)
+
+
+def move_counter(conn: Connection, name: str, last: int) -> None:
+    """SQLite, in the caller's write transaction: the counter's new last value."""
+    conn.exec_driver_sql(_MOVE_COUNTER, (name, last))
 
 
 def blocks(conn: Connection, sizes: Sequence[int]) -> list[int]:
