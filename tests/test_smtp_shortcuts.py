@@ -4,12 +4,15 @@ what aiosmtpd would have done."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import weakref
 from collections import deque
 from types import MethodType
 
 import pytest
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import smtp as gateway_smtp
 from gateway.config import load_settings
@@ -151,3 +154,145 @@ async def test_a_connection_from_the_template_is_the_one_aiosmtpd_makes(auth: st
             assert ours == theirs, name
     assert second._smtp_methods["MAIL"].__self__ is second
     assert ("LOGIN" in second._auth_methods) is (auth == "any")
+
+
+# -- DATA: the whole lines received read at once -------------------------------------------------
+
+LINE_LIMIT = 40  # small, so that lines over it are cheap to make
+
+
+class _Ours(gateway_smtp._GatewaySMTP):
+    line_length_limit = LINE_LIMIT
+
+
+class _Theirs(SMTP):
+    line_length_limit = LINE_LIMIT
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.contents: list[bytes] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.contents.append(envelope.content)
+        return "250 captured"
+
+
+class _Answers:
+    """A connection's writer that keeps the answers written to it."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        self.lines.append(data.decode().removesuffix("\r\n"))
+
+    async def drain(self) -> None:
+        return None
+
+
+def _in_transaction(server: SMTP) -> _Answers:
+    """The server as after HELO, MAIL and RCPT; what it answers from then on."""
+    server.session = server._create_session()
+    server.session.host_name = "client.example.com"
+    server.envelope = server._create_envelope()
+    server.envelope.mail_from = "app@example.com"
+    server.envelope.rcpt_tos = ["sendsms@isendpro-api.com"]
+    answers = _Answers()
+    server._writer = answers  # type: ignore[assignment]
+    return answers
+
+
+async def _data_read_by(
+    chunks: list[bytes], size_limit: int, budget_left: int | None = None
+) -> tuple[list[str], list[bytes], bytes, list[str], list[bytes], bytes]:
+    """aiosmtpd's DATA and ours on the same bytes: ours gets them in `chunks`, reading what it
+    has before the next one arrives; theirs gets them whole (its reading is line by line).
+    `budget_left`: what other messages left of the listener's in-flight budget."""
+    loop = asyncio.get_running_loop()
+    listener = gateway_smtp._Listener(load_settings(None).smtp)
+    if budget_left is not None:
+        assert listener.take(listener.settings.max_inflight_bytes - budget_left)
+    ours_handler, theirs_handler = _Capture(), _Capture()
+    ours = _Ours(
+        listener,
+        None,
+        False,
+        ours_handler,
+        data_size_limit=size_limit,
+        decode_data=False,
+        loop=loop,
+    )
+    theirs = _Theirs(theirs_handler, data_size_limit=size_limit, decode_data=False, loop=loop)
+    theirs._reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
+    theirs.transport = asyncio.Transport()  # its loop reads while there is one
+    ours_answers, theirs_answers = _in_transaction(ours), _in_transaction(theirs)
+    theirs._reader.feed_data(b"".join(chunks))
+    await theirs.smtp_DATA("")
+    reading = asyncio.create_task(ours.smtp_DATA(""))
+    for chunk in chunks:
+        ours._input.feed_data(chunk)
+        for _ in range(1000):  # until it waits for the next chunk, or is done
+            await asyncio.sleep(0)
+            if reading.done() or ours._input._waiter is not None:  # type: ignore[attr-defined]
+                break
+        else:
+            pytest.fail("the DATA reading neither waited nor ended")
+    await asyncio.wait_for(reading, 5)
+    return (
+        ours_answers.lines,
+        ours_handler.contents,
+        bytes(ours._input._buffer),
+        theirs_answers.lines,
+        theirs_handler.contents,
+        bytes(theirs._reader._buffer),  # type: ignore[attr-defined]
+    )
+
+
+_LINES = st.lists(
+    st.one_of(
+        st.sampled_from([b"", b".", b"..", b".x", b"...", b"\r", b"\n", b"a\rb", b"a\nb", b"."]),
+        st.binary(max_size=8),
+        st.integers(LINE_LIMIT - 4, LINE_LIMIT + 2).map(lambda n: b"x" * n),
+        st.integers(LINE_LIMIT - 4, LINE_LIMIT + 2).map(lambda n: b"." + b"y" * n),
+    ).filter(lambda line: b"\r\n" not in line),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=_LINES,
+    cuts=st.lists(st.integers(0, 2000), max_size=12),
+    size_limit=st.one_of(st.sampled_from([0, 100_000]), st.integers(1, 400)),
+    near=st.sampled_from([None, -1, 0, 1]),
+)
+async def test_a_message_reads_as_aiosmtpd_reads_it_however_it_arrives(
+    lines: list[bytes], cuts: list[int], size_limit: int, near: int | None
+) -> None:
+    message = b"".join(line + b"\r\n" for line in lines)
+    if near is not None:  # the size limit at the message's size, or a byte off
+        size_limit = max(1, len(message) + near)
+    stream = message + b".\r\nNOOP\r\n"
+    bounds = sorted({min(cut, len(stream)) for cut in cuts} | {0, len(stream)})
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    (
+        ours_pushed,
+        ours_content,
+        ours_left,
+        theirs_pushed,
+        theirs_content,
+        theirs_left,
+    ) = await _data_read_by(chunks, size_limit)
+    assert ours_pushed == theirs_pushed
+    assert ours_content == theirs_content
+    assert ours_left == theirs_left  # a line "." unstuffed ends the message early: both
+
+
+async def test_a_message_over_the_inflight_budget_is_dropped_whole_lines_or_not() -> None:
+    body = b"".join(b"line %d\r\n" % i for i in range(50)) + b".\r\nNOOP\r\n"
+    for chunks in ([body], [body[:100], body[100:]], [bytes([b]) for b in body]):
+        pushed, contents, left, *_ = await _data_read_by(chunks, 100_000, budget_left=200)
+        assert pushed == ["354 End data with <CR><LF>.<CR><LF>", gateway_smtp.TOO_MUCH_IN_FLIGHT]
+        assert contents == [] and left == b"NOOP\r\n"
