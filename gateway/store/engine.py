@@ -11,6 +11,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.store import json_columns
+
 WRITE = "mail2sms_write"
 # SQLite connections kept open for reads (each is an aiosqlite thread): as many as the HTTP
 # requests served at once, so that a busy API does not open and close one per request.
@@ -37,11 +39,25 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=POOL, max_overflow=POOL, **kwargs
+            url,
+            connect_args={"timeout": 30},
+            pool_size=POOL,
+            max_overflow=POOL,
+            json_serializer=json_columns.dumps,
+            json_deserializer=json_columns.loads,
+            **kwargs,
         )
         tune_sqlite(engine.sync_engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kwargs)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        json_serializer=json_columns.dumps,
+        json_deserializer=json_columns.loads,
+        **kwargs,
+    )
 
 
 def tune_sqlite(engine: Engine) -> None:

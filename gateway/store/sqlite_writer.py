@@ -29,7 +29,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
-from gateway.store import accounts, by_number, sms_ids
+from gateway.store import accounts, by_number, json_columns, sms_ids
 from gateway.store.batch import (
     ACTIVE_FAULTS,
     DEBIT,
@@ -303,6 +303,8 @@ class SqliteWriter(BatchWriter):
             url.set(drivername="sqlite+pysqlite"),
             connect_args={"timeout": 30, "check_same_thread": False},
             poolclass=StaticPool,
+            json_serializer=json_columns.dumps,
+            json_deserializer=json_columns.loads,
         )
         tune_sqlite(self._engine)
         event.listen(self._engine, "connect", _writer_pragmas)
