@@ -43,8 +43,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             connect_args={"timeout": 30},
             pool_size=POOL,
             max_overflow=POOL,
-            json_serializer=json_columns.dumps,
-            json_deserializer=json_columns.loads,
+            **json_columns.ENGINE_OPTIONS,
             **kwargs,
         )
         tune_sqlite(engine.sync_engine)
@@ -54,8 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
-        json_serializer=json_columns.dumps,
-        json_deserializer=json_columns.loads,
+        **json_columns.ENGINE_OPTIONS,
         **kwargs,
     )
 

@@ -9,6 +9,8 @@ Both write standard JSON: a column written by either reads the same with either.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -28,3 +30,9 @@ def loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except ValueError:  # orjson.JSONDecodeError: an escaped lone surrogate
         return json.loads(text)
+
+
+# What every engine is given (SQLAlchemy's create_engine options).
+ENGINE_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {"json_serializer": dumps, "json_deserializer": loads}
+)

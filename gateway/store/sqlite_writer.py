@@ -303,8 +303,7 @@ class SqliteWriter(BatchWriter):
             url.set(drivername="sqlite+pysqlite"),
             connect_args={"timeout": 30, "check_same_thread": False},
             poolclass=StaticPool,
-            json_serializer=json_columns.dumps,
-            json_deserializer=json_columns.loads,
+            **json_columns.ENGINE_OPTIONS,
         )
         tune_sqlite(self._engine)
         event.listen(self._engine, "connect", _writer_pragmas)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sqlite3
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, create_engine, func, insert, select
+from sqlalchemy import JSON, Column, MetaData, Table, create_engine, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import AccountSettings
@@ -30,7 +31,7 @@ from gateway.core.model import (
 )
 from gateway.errors import ProcessingError
 from gateway.store import accounts as account_store
-from gateway.store import migrate
+from gateway.store import json_columns, migrate
 from gateway.store.batch import SMS_FIELDS, SmsRows
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.postgres_writer import PostgresWriter
@@ -263,6 +264,37 @@ async def test_a_rolled_back_batch_gives_its_rate_limit_tokens_back(
     finally:
         writer.close()
     assert written.codes == (0,)
+
+
+async def test_the_writer_writes_the_json_columns_text(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The writer's engine is given json_columns' serializer: the results are its compact text,
+    not json.dumps's."""
+    await apply(sqlite_engine, BATCH)
+    with contextlib.closing(sqlite3.connect(tmp_path / "w.db")) as con:
+        texts = [row[0] for row in con.execute("SELECT results FROM emails")]
+    written = [text for text in texts if json.loads(text)]
+    assert written
+    for text in written:
+        assert text == json_columns.dumps(json.loads(text)) != json.dumps(json.loads(text))
+
+
+async def test_the_engine_writes_and_reads_the_json_columns_text(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'j.db'}")
+    table = Table("t", MetaData(), Column("v", JSON))
+    value = {"tel": ["0601020304", "é"], "code": 0}
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+            await conn.execute(insert(table).values(v=value))
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(table.c.v))).scalar_one() == value
+    finally:
+        await engine.dispose()
+    with contextlib.closing(sqlite3.connect(tmp_path / "j.db")) as con:
+        (text,) = con.execute("SELECT v FROM t").fetchone()
+    assert text == '{"tel":["0601020304","é"],"code":0}'
 
 
 async def test_the_writer_process_writes_the_rows_the_thread_writes(tmp_path: Path) -> None:
