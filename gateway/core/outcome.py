@@ -89,6 +89,13 @@ def authorised(inbound: Inbound, account: Account | None) -> bool:
     return inbound.request is not None and _refusal(inbound, inbound.request, account) is None
 
 
+def sender(inbound: Inbound) -> tuple[str, str, str, str]:
+    """What `authorised` reads of an email besides the account: its keyid, From, envelope
+    sender and client IP (two emails alike in these are authorised alike)."""
+    keyid = account_key(inbound)
+    return keyid, inbound.content.from_address, inbound.envelope_from, inbound.client_ip
+
+
 def claim_for(inbound: Inbound, account: Account | None) -> str | None:
     """The emailId the writer must claim for `account` before `decide`, or None: only an
     authorised email with a valid emailId claims one."""

@@ -12,6 +12,7 @@ import pytest
 
 from gateway import service
 from gateway.core import csvmerge, intake, mime
+from gateway.core.model import Account
 from gateway.testing import RunningGateway
 
 CAMPAIGN = (
@@ -33,6 +34,21 @@ def merges(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
     monkeypatch.setattr(csvmerge, "merge", spy)
     yield seen
+
+
+@pytest.fixture
+def lookups(mail2sms_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keyids whose account the gateway looked up before decoding an email's attachments."""
+    seen: list[str] = []
+    submitted = mail2sms_gateway.gateway.service
+    lookup = submitted._lookup
+
+    async def spy(keyid: str) -> Account | None:
+        seen.append(keyid)
+        return await lookup(keyid)
+
+    monkeypatch.setattr(submitted, "_lookup", spy)
+    return seen
 
 
 def _csv_email(gw: RunningGateway, keyid: str, email_id: int, lines: int) -> bytes:
@@ -71,6 +87,42 @@ def test_an_authorised_csv_is_read_and_sent(
     gw.send(_csv_email(gw, "demo", 3, 3))
     assert len(gw.wait_for_sms(count=3)) == 3
     assert len(merges) == 1
+
+
+def test_an_authorised_sender_s_next_csv_is_read_without_a_lookup(
+    mail2sms_gateway: RunningGateway, merges: list[int], lookups: list[str]
+) -> None:
+    gw = mail2sms_gateway
+    gw.send(_csv_email(gw, "demo", 10, 3))
+    gw.send(_csv_email(gw, "demo", 11, 2))
+    assert len(gw.wait_for_sms(count=5)) == 5
+    assert lookups == ["demo"]
+    assert len(merges) == 2
+
+
+def test_a_sender_refused_since_its_last_csv_is_refused_all_the_same(
+    mail2sms_gateway: RunningGateway, lookups: list[str]
+) -> None:
+    """Within the window the CSV is read without a lookup; the writer's decision, on the
+    account as it is now, refuses the email."""
+    gw = mail2sms_gateway
+    gw.send(_csv_email(gw, "demo", 12, 3))
+    gw.update_account(domains=["elsewhere.test"])
+    gw.send(_csv_email(gw, "demo", 13, 3))
+    refused, sent = gw.emails()
+    assert (sent["status"], refused["status"], refused["code"]) == ("processed", "refused", 30)
+    assert len(gw.sms()) == 3
+    assert lookups == ["demo"]
+
+
+def test_an_unauthorised_sender_is_looked_up_at_each_email(
+    mail2sms_gateway: RunningGateway, merges: list[int], lookups: list[str]
+) -> None:
+    gw = mail2sms_gateway
+    for email_id in (14, 15):
+        gw.send(_csv_email(gw, "nobody", email_id, 3))
+    assert lookups == ["nobody", "nobody"]
+    assert merges == []
 
 
 def test_an_authorised_huge_csv_is_23_after_reading_past_the_limit_only(

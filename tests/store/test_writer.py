@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -360,6 +361,24 @@ async def test_the_writer_process_ends_when_the_writer_is_closed(
     writer.close()
     with pytest.raises(ChildProcessError):
         os.waitpid(child, os.WNOHANG)  # already reaped: it ended within close()
+
+
+async def test_a_batch_s_frame_fits_the_writer_process_s_socket_at_once(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """The gateway's end takes a batch of big requests (~80 KB an email of 500 CSV lines) in
+    one send, up to what the kernel allows (Linux reports twice the size it was given)."""
+    from gateway.store import writer_process
+
+    allowed = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
+    assert isinstance(writer, ProcessWriter)
+    try:
+        assert writer._socket is not None
+        size = writer._socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        assert size >= min(writer_process._SEND_BUFFER, allowed)
+    finally:
+        writer.close()
 
 
 @pytest.mark.parametrize("table", [emails, sms, replies], ids=lambda t: t.name)
