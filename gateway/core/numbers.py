@@ -16,7 +16,8 @@ from gateway.core import codes
 _SEPARATORS = frozenset(".-()[]")
 _DOMESTIC = re.compile(r"0[0-9]{9}")
 _DIGITS = re.compile(r"[0-9]+")
-_MAGIC = re.compile(r"06990([0-9]{5})")
+MAGIC_PREFIX = "06990"  # a magic test number's (magic_code)
+_MAGIC = re.compile(MAGIC_PREFIX + r"([0-9]{5})")
 
 MOBILE = "mobile"
 UNASSIGNED = "unassigned"
@@ -164,7 +165,7 @@ def magic_code(number: str) -> int | None:
 
     0699000000, and 06990 followed by a code the annex does not list (0699000005), are
     ordinary mobiles: only the provider's own codes can be forced."""
-    match = _MAGIC.fullmatch(number) if number.startswith("06990") else None
+    match = _MAGIC.fullmatch(number) if number.startswith(MAGIC_PREFIX) else None
     if match is None:
         return None
     code = int(match.group(1))

@@ -88,6 +88,10 @@ class _Shared:
     ucs2: bool
     tracker: str
     plan: numbers.NumberPlan
+    international_allowed: bool
+    magic_numbers: bool
+    keyid: str
+    blacklist: frozenset[str]
 
 
 def decide(
@@ -112,7 +116,7 @@ def decide(
     results: list[Result] = []
     debit = 0
     for recipient in request.recipients:
-        code, sms = _judge(recipient, account, settings, shared, faults, fault_left, warnings)
+        code, sms = _judge(recipient, shared, faults, fault_left, warnings)
         if sms is not None and budget is not None and sms.parts > budget:
             code, sms = codes.OVERFLOW, None
         if sms is not None and (exhausted or sms.parts > credit):
@@ -164,29 +168,31 @@ def _shared(
         ucs2=request.ucs2,
         tracker=tracker,
         plan=numbers.number_plan(settings.number_plan),
+        international_allowed=account.international_allowed,
+        magic_numbers=settings.magic_numbers,
+        keyid=account.keyid,
+        blacklist=account.blacklist,
     )
 
 
 def _judge(
     recipient: Recipient,
-    account: Account,
-    settings: RuleSettings,
     shared: _Shared,
     faults: Sequence[Fault],
     fault_left: dict[int, int],
     warnings: list[str],
 ) -> tuple[int, Sms | None]:
     code, number = numbers.check_format(
-        recipient.tel, international_allowed=account.international_allowed
+        recipient.tel, international_allowed=shared.international_allowed
     )
     if code is not None:
         return code, None
-    forced = _fault(number, account.keyid, faults, fault_left) if faults else None
-    if forced is None and settings.magic_numbers:
+    forced = _fault(number, shared.keyid, faults, fault_left) if faults else None
+    if forced is None and shared.magic_numbers and number.startswith(numbers.MAGIC_PREFIX):
         forced = numbers.magic_code(number)
     if forced:  # a forced 0 is no failure: the ordinary rules go on
         return forced, None
-    if number in account.blacklist:
+    if number in shared.blacklist:
         return codes.BLACKLISTED, None
     plan = numbers.plan_code_in(number, shared.plan)
     if plan is not None:

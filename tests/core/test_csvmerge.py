@@ -342,12 +342,17 @@ def _reference_fill(template: str, values: list[str]) -> str:
 
 
 TEMPLATE_BITS = st.sampled_from(["[1]", "[2]", "[10]", "[0]", "[01]", "[1234567]", "[999999]"])
-TEMPLATE_TEXT = st.text(alphabet="ab[]1 ;Ö", max_size=6)
+TEMPLATE_TEXT = st.text(alphabet="ab[]1 ;Ö{}", max_size=6)
 
 
 @given(
     st.lists(TEMPLATE_BITS | TEMPLATE_TEXT, max_size=8).map("".join),
-    st.lists(st.text(alphabet="xy[1]é", max_size=4), max_size=12),
+    st.lists(st.text(alphabet="xy[1]é{}", max_size=4), max_size=12),
 )
 def test_the_template_is_filled_as_one_substitution_would(template: str, values: list[str]) -> None:
     assert csvmerge._filler(template)(values) == _reference_fill(template, values)
+
+
+def test_braces_are_text_in_the_template_and_in_the_values() -> None:
+    merged = merge(b"0601020304;;{0}\n0601020305\n", b"{x} [1] {1}}\n")
+    assert merged == [("0601020304", "{x} {0} {1}}"), ("0601020305", "{x}  {1}}")]
