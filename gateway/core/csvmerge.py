@@ -54,23 +54,54 @@ def merge(
     plain = text.isascii()
     marked = not plain or LINE_FEED_MARK in template
     recipients: list[tuple[str, str]] = []
-    for line in _lines(text):
+    for lines in _line_chunks(text, max_lines):
+        rows = [
+            [
+                cell.strip()
+                for cell in line.split(SEPARATOR if SEPARATOR in line else SINGLE_SEPARATOR)
+            ]
+            for line in lines
+            if line and not line.isspace()  # a blank line is skipped
+        ]
+        if max_lines is not None:
+            del rows[max_lines - len(recipients) :]
+        if plain:
+            texts = [fill(cells[1:]) for cells in rows]
+        else:
+            texts = [fill([_nfc(value) for value in cells[1:]]) for cells in rows]
+        if marked:
+            texts = [text.replace(LINE_FEED_MARK, "\n") for text in texts]
+        recipients.extend(zip([cells[0] for cells in rows], texts, strict=True))
         if max_lines is not None and len(recipients) >= max_lines:
             break
-        if not line.strip():
-            continue
-        separator = SEPARATOR if SEPARATOR in line else SINGLE_SEPARATOR
-        cells = [cell.strip() for cell in line.split(separator)]
-        values = cells[1:]
-        if not plain:
-            values = [v if v.isascii() else unicodedata.normalize("NFC", v) for v in values]
-        filled = fill(values)
-        recipients.append((cells[0], filled.replace(LINE_FEED_MARK, "\n") if marked else filled))
     return recipients or None
 
 
+def _nfc(value: str) -> str:
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
+def _line_chunks(text: str, first: int | None) -> Iterator[list[str]]:
+    """The lines (any line end) in lists: all at once without `first`, else the first `first`
+    lines, then twice as many each time, so that a merge that stops early splits at most about
+    twice the lines it used (a 150,000-line file for 501 recipients: ~1,000)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if first is None:
+        yield text.split("\n")
+        return
+    size = max(first, 1)
+    while True:
+        lines = text.split("\n", size)
+        if len(lines) <= size:
+            yield lines
+            return
+        text = lines.pop()  # the lines after these, not split yet
+        yield lines
+        size *= 2
+
+
 def _lines(text: str) -> Iterator[str]:
-    """The lines (any line end), read lazily: a merge that stops early reads no further."""
+    """The lines (any line end), read lazily (message.csv: its first line that is not blank)."""
     start = 0
     for match in _LINE_BREAK.finditer(text):
         yield text[start : match.start()]

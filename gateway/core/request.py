@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -61,7 +62,7 @@ def _from_csv(
     merged = csvmerge.merge(mobiles, message, max_lines=max_lines)
     if merged is None:
         return (), codes.INVALID_FILE
-    return tuple(Recipient(tel=num, text=text) for num, text in merged), None
+    return tuple(itertools.starmap(Recipient, merged)), None  # (tel, text) each
 
 
 def _numbered(envoi: Envoi) -> tuple[list[tuple[int, str]], list[str]]:

@@ -356,3 +356,31 @@ def test_the_template_is_filled_as_one_substitution_would(template: str, values:
 def test_braces_are_text_in_the_template_and_in_the_values() -> None:
     merged = merge(b"0601020304;;{0}\n0601020305\n", b"{x} [1] {1}}\n")
     assert merged == [("0601020304", "{x} {0} {1}}"), ("0601020305", "{x}  {1}}")]
+
+
+def _reference_merge(mobiles: str, template: str, max_lines: int | None) -> list[tuple[str, str]]:
+    """The merge's rules a line at a time, as the document reads (what csvmerge did)."""
+    fill = csvmerge._filler(unicodedata.normalize("NFC", template))
+    merged: list[tuple[str, str]] = []
+    for line in re.split(r"\r\n|\r|\n", mobiles):
+        if max_lines is not None and len(merged) >= max_lines:
+            break
+        if not line.strip():
+            continue
+        num, *values = (cell.strip() for cell in line.split(";;" if ";;" in line else ";"))
+        text = fill([unicodedata.normalize("NFC", v) for v in values])
+        merged.append((num, text.replace("Ö", "\n")))
+    return merged
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mobiles=st.text(alphabet="06;; \t\r\nxÖe\u0301{}", max_size=120),
+    template=st.sampled_from(["[1]-[2]", "Ö[1]", "sans", "{[3]}", "[1][1234567]"]),
+    max_lines=st.none() | st.integers(0, 6),
+)
+def test_any_file_merges_as_a_line_at_a_time_would(
+    mobiles: str, template: str, max_lines: int | None
+) -> None:
+    merged = merge(mobiles.encode(), template.encode(), max_lines=max_lines)
+    assert merged == (_reference_merge(mobiles, template, max_lines) or None)
