@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -378,9 +380,28 @@ def _reference_merge(mobiles: str, template: str, max_lines: int | None) -> list
     mobiles=st.text(alphabet="06;; \t\r\nxÖe\u0301{}", max_size=120),
     template=st.sampled_from(["[1]-[2]", "Ö[1]", "sans", "{[3]}", "[1][1234567]"]),
     max_lines=st.none() | st.integers(0, 6),
+    first_slice=st.sampled_from([1, 2, 3, 5, 8, csvmerge._FIRST_SLICE]),
 )
 def test_any_file_merges_as_a_line_at_a_time_would(
-    mobiles: str, template: str, max_lines: int | None
+    mobiles: str, template: str, max_lines: int | None, first_slice: int
 ) -> None:
-    merged = merge(mobiles.encode(), template.encode(), max_lines=max_lines)
+    """Whatever the size of the slices the lines are split from (a CR LF cut in two too)."""
+    with mock.patch.object(csvmerge, "_FIRST_SLICE", first_slice):
+        merged = merge(mobiles.encode(), template.encode(), max_lines=max_lines)
     assert merged == (_reference_merge(mobiles, template, max_lines) or None)
+
+
+def test_a_huge_file_is_split_no_further_than_twice_what_the_limit_needs() -> None:
+    split: list[int] = []
+    chunks = csvmerge._line_chunks
+
+    def spy(text: str) -> Iterator[list[str]]:
+        for lines in chunks(text):
+            split.append(len(lines))
+            yield lines
+
+    mobiles = b"".join(b"06%08d;;v\r\n" for i in range(500_000))
+    with mock.patch.object(csvmerge, "_line_chunks", spy):
+        merged = merge(mobiles, b"[1]\n", max_lines=501)
+    assert merged is not None and len(merged) == 501
+    assert sum(split) < 2 * csvmerge._FIRST_SLICE // 14  # 64 KiB of 14-character lines
