@@ -97,7 +97,7 @@ class Service:
         self._changes = changes
         self._metrics = metrics
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self.authorised = AuthorisedSenders()
+        self._authorised = AuthorisedSenders()
 
     async def run(self) -> None:
         """The writer's loop: takes every email waiting, applies them as one batch, answers."""
@@ -130,7 +130,7 @@ class Service:
         if parts and inbound.request is not None:
             account = await self._lookup(outcome.account_key(inbound))
             if outcome.authorised(inbound, account):
-                self.authorised.add(inbound)
+                self._authorised.add(inbound)
                 finish = functools.partial(intake.with_attachments, inbound, parts, self._limits)
                 inbound = await self._off_loop(raw, finish)
         return await self.apply(inbound, started=started)
@@ -141,7 +141,7 @@ class Service:
         inbound, parts = intake.read_named(
             raw, envelope_from=envelope_from, client_ip=client_ip, limits=self._limits
         )
-        if parts and inbound.request is not None and inbound in self.authorised:
+        if parts and inbound.request is not None and inbound in self._authorised:
             return intake.with_attachments(inbound, parts, self._limits), ()
         return inbound, parts
 
