@@ -38,7 +38,10 @@ def merges(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
 @pytest.fixture
 def lookups(mail2sms_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The keyids whose account the gateway looked up before decoding an email's attachments."""
+    """The keyids whose account the gateway looked up before decoding an email's attachments
+    (an authorised sender remembered for an hour: however slow the machine, the emails of a
+    test fall within the window)."""
+    monkeypatch.setattr(service, "AUTHORISED_FOR", 3600.0)
     seen: list[str] = []
     submitted = mail2sms_gateway.gateway.service
     lookup = submitted._lookup
