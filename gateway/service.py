@@ -122,8 +122,9 @@ class Service:
     async def submit(self, raw: bytes, *, envelope_from: str, client_ip: str) -> Written:
         """Apply one email durably; raises ProcessingError when nothing of it was kept.
 
-        Its attachments are decoded and its CSV read only once its sender is authorised
-        (SPEC §16): an anonymous party's campaign costs no more than its body."""
+        Its attachments are decoded and its CSV read only once its sender is authorised, by
+        a lookup now or in the last AUTHORISED_FOR seconds (SPEC §16): an anonymous party's
+        campaign costs no more than its body."""
         started = time.perf_counter()
         read = functools.partial(self._read, raw, envelope_from, client_ip)
         inbound, parts = await self._off_loop(raw, read)

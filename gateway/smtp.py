@@ -45,6 +45,15 @@ TOO_MUCH_IN_FLIGHT = "451 4.3.1 Too much mail being received at once, please ret
 END_OF_DATA = b".\r\n"
 # What reading a message after DATA found (`_ClientInput.read_message`).
 MESSAGE, TOO_LONG, TOO_MUCH = "message", "too long", "too much"
+# aiosmtpd 1.4's own answers in DATA (`_GatewaySMTP._data` runs its copy of that command).
+NEED_RCPT = "503 Error: need RCPT command"
+DATA_SYNTAX = "501 Syntax: DATA"
+START_DATA = "354 End data with <CR><LF>.<CR><LF>"
+DATA_ANSWERS = {
+    TOO_LONG: "500 Line too long (see RFC5321 4.5.3.1.6)",
+    TOO_MUCH: "552 Error: Too much mail data",
+}
+DATA_OK = "250 OK"
 AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure, please retry"
 MECHANISMS = ("LOGIN", "PLAIN")
 # asyncio's StreamReaderProtocol state, made for each connection (left out of the template).
@@ -511,12 +520,12 @@ class _GatewaySMTP(SMTP):
             return
         assert self.envelope is not None
         if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
+            await self.push(NEED_RCPT)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(START_DATA)
         try:
             state, content = await self._input.read_message(
                 self.data_size_limit, self.line_length_limit
@@ -526,11 +535,7 @@ class _GatewaySMTP(SMTP):
             self._writer.close()
             raise
         if state != MESSAGE:
-            await self.push(
-                "500 Line too long (see RFC5321 4.5.3.1.6)"
-                if state == TOO_LONG
-                else "552 Error: Too much mail data"
-            )
+            await self.push(DATA_ANSWERS[state])
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         # decode_data is False (start_smtp): the content stays bytes, as the core reads it.
@@ -538,7 +543,7 @@ class _GatewaySMTP(SMTP):
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
+        await self.push(DATA_OK if status is MISSING else status)
 
     async def push(self, status: AnyStr) -> None:
         if self._input.dropped:  # aiosmtpd's answer to the message dropped for the budget

@@ -45,7 +45,15 @@ def merge(
     convention, wherever its characters came from: "Ö" stands for a line feed.
     With `max_lines`, reading stops after that many recipients: a caller that passes its
     limit + 1 learns that there are too many without merging a huge file (SPEC §16)."""
-    template = next((line.strip() for line in _lines(_decoded(message)) if line.strip()), None)
+    template = next(
+        (
+            line.strip()
+            for lines in _line_chunks(_decoded(message))
+            for line in lines
+            if line.strip()
+        ),
+        None,
+    )
     if template is None:
         return None
     template = unicodedata.normalize("NFC", template)
@@ -97,15 +105,6 @@ def _line_chunks(text: str) -> Iterator[list[str]]:
         rest = lines.pop()
         yield lines
         start, size = end, size * 2
-
-
-def _lines(text: str) -> Iterator[str]:
-    """The lines (any line end), read lazily (message.csv: its first line that is not blank)."""
-    start = 0
-    for match in _LINE_BREAK.finditer(text):
-        yield text[start : match.start()]
-        start = match.end()
-    yield text[start:]
 
 
 def _filler(template: str) -> Callable[[Sequence[str]], str]:
