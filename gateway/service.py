@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -67,9 +67,14 @@ class AuthorisedSenders:
         self._until[outcome.sender(inbound)] = self._now() + AUTHORISED_FOR
 
 
+# An email read: the email, its attachments not decoded yet, what the writer takes of it.
+_Read = tuple[Inbound, Parts, Any]
+
+
 @dataclass(slots=True)
 class _Job:
     inbound: Intake
+    item: Any  # what the writer takes: the inbound, or what its `prepare` made of it
     started: float
     future: asyncio.Future[Written]
 
@@ -77,7 +82,7 @@ class _Job:
 class Service:
     def __init__(
         self,
-        writer: Writer,
+        writer: Writer[Any],
         lookup: Callable[[str], Awaitable[Account | None]],
         clock: Clock,
         settings: Settings,
@@ -127,45 +132,58 @@ class Service:
         campaign costs no more than its body."""
         started = time.perf_counter()
         read = functools.partial(self._read, raw, envelope_from, client_ip)
-        inbound, parts = await self._off_loop(raw, read)
+        inbound, parts, item = await self._off_loop(raw, read)
         if parts and inbound.request is not None:
             account = await self._lookup(outcome.account_key(inbound))
             if outcome.authorised(inbound, account):
                 self._authorised.add(inbound)
-                finish = functools.partial(intake.with_attachments, inbound, parts, self._limits)
-                inbound = await self._off_loop(raw, finish)
-        return await self.apply(inbound, started=started)
+                finish = functools.partial(self._whole, inbound, parts)
+                inbound, parts, item = await self._off_loop(raw, finish)
+        return await self.apply(inbound, started=started, item=item)
 
-    def _read(self, raw: bytes, envelope_from: str, client_ip: str) -> tuple[Inbound, Parts]:
+    def _read(self, raw: bytes, envelope_from: str, client_ip: str, in_thread: bool) -> _Read:
         """The email read; whole when its sender is known to be authorised (no parts left),
         else without its attachments and their parts."""
         inbound, parts = intake.read_named(
             raw, envelope_from=envelope_from, client_ip=client_ip, limits=self._limits
         )
         if parts and inbound.request is not None and inbound in self._authorised:
-            return intake.with_attachments(inbound, parts, self._limits), ()
-        return inbound, parts
+            return self._whole(inbound, parts, in_thread)
+        if parts:  # decoded once a lookup authorises its sender, if it does
+            return inbound, parts, inbound
+        return self._ready(inbound, in_thread)
+
+    def _whole(self, inbound: Inbound, parts: Parts, in_thread: bool) -> _Read:
+        return self._ready(intake.with_attachments(inbound, parts, self._limits), in_thread)
+
+    def _ready(self, inbound: Inbound, in_thread: bool) -> _Read:
+        """The whole email and what the writer takes of it, made here when this is a thread
+        (the process writer pickles it: off the event loop, before its batch is due)."""
+        return inbound, (), self._writer.prepare(inbound) if in_thread else inbound
 
     @staticmethod
-    async def _off_loop(raw: bytes, work: Callable[[], T]) -> T:
+    async def _off_loop(raw: bytes, work: Callable[[bool], T]) -> T:
         """The core's reading of an email; a big one off the event loop, so that parsing it
-        never holds up the other clients."""
+        never holds up the other clients. `work` is told whether it runs in a thread."""
         if len(raw) <= OFF_LOOP_BYTES:
-            return work()
-        return await asyncio.to_thread(work)
+            return work(False)
+        return await asyncio.to_thread(work, True)
 
-    async def apply(self, inbound: Intake, *, started: float | None = None) -> Written:
-        """Queue what a channel read for the writer; returns once it is committed."""
+    async def apply(
+        self, inbound: Intake, *, started: float | None = None, item: Any = None
+    ) -> Written:
+        """Queue what a channel read for the writer; returns once it is committed. `item`:
+        what the writer's `prepare` made of it, if it was called."""
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         began = time.perf_counter() if started is None else started
-        self._queue.put_nowait(_Job(inbound, began, future))
+        self._queue.put_nowait(_Job(inbound, inbound if item is None else item, began, future))
         return await future
 
     async def _apply_batch(self, batch: Sequence[_Job]) -> None:
         now = self._clock.now()
         results: list[Written | Exception]
         try:
-            results = list(await self._writer.apply([job.inbound for job in batch], now))
+            results = list(await self._writer.apply([job.item for job in batch], now))
         except Exception as exc:
             if len(batch) == 1:
                 log.exception("%s could not be applied", _origin(batch[0].inbound))
@@ -189,7 +207,7 @@ class Service:
 
     async def _apply_alone(self, job: _Job, now: datetime) -> Written | Exception:
         try:
-            (written,) = await self._writer.apply([job.inbound], now)
+            (written,) = await self._writer.apply([job.item], now)
         except Exception as exc:
             log.exception("%s could not be applied", _origin(job.inbound))
             return exc

@@ -167,6 +167,10 @@ class BatchWriter(ABC):
         self._reply_state = reply_state
         self._limiter = RateLimiter()
 
+    def prepare(self, item: Intake) -> Intake:
+        """The item as `apply` takes it: itself (see writer.py)."""
+        return item
+
     async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         saved = self._limiter.checkpoint()
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,11 +18,19 @@ from gateway.store.writer_process import ProcessWriter
 
 __all__ = ["Writer", "Written", "open_writer"]
 
+Item = TypeVar("Item")
 
-class Writer(Protocol):
-    async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
-        """Apply every email of the batch in one transaction and commit it, all or nothing:
-        raises when any of them failed (its rate-limit tokens are then given back)."""
+
+class Writer(Protocol[Item]):
+    def prepare(self, item: Intake) -> Item:
+        """The email or call made ready for `apply` by whoever read it (a thread, for a big
+        one): the process writer pickles it there; the others take it as it is."""
+        ...
+
+    async def apply(self, batch: Sequence[Intake | Item], now: datetime) -> list[Written]:
+        """Apply every email of the batch (each as read, or as `prepare` made it) in one
+        transaction and commit it, all or nothing: raises when any of them failed (its
+        rate-limit tokens are then given back)."""
         ...
 
     def close(self) -> None:
@@ -32,7 +40,7 @@ class Writer(Protocol):
 
 def open_writer(
     engine: AsyncEngine, rules: RuleSettings, reply_state: ReplyState, *, own_process: bool = False
-) -> Writer:
+) -> Writer[Any]:
     """The writer for the engine's database; `reply_state` is what a queued reply starts as.
     `own_process`: SQLite's writer runs in a child process, off the event loop's GIL (what
     `serve` does); otherwise in a thread, which starts at once (the in-process pytest plugin)."""

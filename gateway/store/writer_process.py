@@ -51,6 +51,22 @@ def _frame(value: Any) -> bytes:
     return bytes(data)
 
 
+class Pickled:
+    """An item pickled ahead, where it was read (`ProcessWriter.prepare`): a batch's frame then
+    only copies its bytes, and the child unpickles it as the item itself."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, item: Intake) -> None:
+        buffer = io.BytesIO()
+        _Pickler(buffer, protocol=_PROTOCOL).dump(item)
+        self.data = buffer.getvalue()
+
+
+def _reduce_pickled(pickled: Pickled) -> Any:
+    return pickle.loads, (pickled.data,)
+
+
 class _Pickler(pickle.Pickler):
     """Dataclasses pickled as a call of their class with their fields in order: the default
     way asks dataclasses.fields() for each object (500 recipients, 500 results a request).
@@ -113,7 +129,7 @@ def _reduce_one(kind: type, field: Callable[[Any], Any], obj: Any) -> Any:
     return kind, (field(obj),)
 
 
-_REDUCERS = _Reducers({Request: _reduce_request})
+_REDUCERS = _Reducers({Request: _reduce_request, Pickled: _reduce_pickled})
 
 
 class ProcessWriter:
@@ -144,12 +160,18 @@ class ProcessWriter:
         self._socket = ours
         self._streams = None
 
+    def prepare(self, item: Intake) -> Pickled:
+        """The item pickled now, by the thread that read it: the batch's frame, made on the
+        event loop between one commit and the next batch, then only copies its bytes (a
+        batch of seven 500-line CSV emails: ~2.7 ms the child waited, bench/)."""
+        return Pickled(item)
+
     @property
     def pid(self) -> int | None:
         """The child's process id, None between a death and the next batch."""
         return self._process.pid if self._process is not None else None
 
-    async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
+    async def apply(self, batch: Sequence[Intake | Pickled], now: datetime) -> list[Written]:
         if self._socket is None:
             self._spawn()
         assert self._socket is not None

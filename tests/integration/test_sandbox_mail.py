@@ -12,7 +12,7 @@ import pytest
 
 from gateway import service
 from gateway.core import csvmerge, intake, mime
-from gateway.core.model import Account
+from gateway.core.model import Account, Inbound, Intake
 from gateway.testing import RunningGateway
 
 CAMPAIGN = (
@@ -163,20 +163,79 @@ def test_a_big_email_is_read_off_the_event_loop(
         return read(raw, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(intake, "read_named", spy)
-    small = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=6).replace(
-        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"))
+    small = gw.request_email(
+        CAMPAIGN.format(keyid="demo", email_id=6).replace(
+            "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
+        )
+    )
     gw.send(small)
-    big = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=7).replace(
-        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>") + "\n" + "y" * 200_000)
+    big = gw.request_email(
+        CAMPAIGN.format(keyid="demo", email_id=7).replace(
+            "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
+        )
+        + "\n"
+        + "y" * 200_000
+    )
     gw.send(big)
     # A request of 300 numbers (~9 KiB): its reading takes long enough to be worth a thread.
     numbers = "".join(f"<num{n}>06010{n:05d}</num{n}>" for n in range(1, 301))
-    many = gw.request_email(CAMPAIGN.format(keyid="demo", email_id=8).replace(
-        "</envoi>", f"{numbers}<sms>x</sms></envoi>"))
+    many = gw.request_email(
+        CAMPAIGN.format(keyid="demo", email_id=8).replace(
+            "</envoi>", f"{numbers}<sms>x</sms></envoi>"
+        )
+    )
     assert len(many.as_bytes()) > service.OFF_LOOP_BYTES
     gw.send(many)
     assert threads[0] == "mail2sms"  # the gateway's event loop thread
     assert threads[1] != "mail2sms" and threads[2] != "mail2sms"
+
+
+def test_a_big_email_is_made_ready_for_the_writer_off_the_event_loop(
+    mail2sms_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch, lookups: list[str]
+) -> None:
+    """The writer's `prepare` (the process writer pickles there) runs in the thread that read
+    the email, once it is whole; a small email, or one whose attachments are left unread,
+    reaches the writer as read."""
+    gw = mail2sms_gateway
+    submitted = gw.gateway.service
+    prepare = submitted._writer.prepare
+    prepared: list[tuple[str, str, int]] = []
+
+    def spy(item: Intake) -> object:
+        assert isinstance(item, Inbound) and item.request is not None
+        request = item.request
+        prepared.append(
+            (threading.current_thread().name, request.email_id, len(request.recipients))
+        )
+        return prepare(item)
+
+    monkeypatch.setattr(submitted._writer, "prepare", spy)
+    small = CAMPAIGN.format(keyid="demo", email_id=20).replace(
+        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
+    )
+    gw.send(gw.request_email(small))
+    numbers = "".join(f"<num{n}>06010{n:05d}</num{n}>" for n in range(1, 301))
+    many = CAMPAIGN.format(keyid="demo", email_id=21).replace(
+        "</envoi>", f"{numbers}<sms>x</sms></envoi>"
+    )
+    gw.send(gw.request_email(many))
+    gw.send(_csv_email(gw, "nobody", 22, 400))
+    gw.send(_csv_email(gw, "demo", 23, 400))  # looked up, then its attachments decoded
+    gw.send(_csv_email(gw, "demo", 24, 400))  # known: decoded with its body
+    assert lookups == ["nobody", "demo"]
+    assert [(email_id, count) for _, email_id, count in prepared] == [
+        ("21", 300),
+        ("23", 400),
+        ("24", 400),
+    ]
+    assert "mail2sms" not in {thread for thread, _, _ in prepared}  # never the event loop's
+    assert [e["status"] for e in gw.emails()] == [
+        "processed",
+        "processed",
+        "refused",
+        "processed",
+        "processed",
+    ][::-1]
 
 
 def test_a_refused_email_keeps_only_raw_max_bytes_of_itself(
@@ -193,8 +252,13 @@ def test_a_refused_email_keeps_only_raw_max_bytes_of_itself(
 
 def test_a_processed_email_is_kept_whole(mail2sms_gateway: RunningGateway) -> None:
     gw = mail2sms_gateway
-    body = CAMPAIGN.format(keyid="demo", email_id=9).replace(
-        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>") + "\n" + "z" * 100_000
+    body = (
+        CAMPAIGN.format(keyid="demo", email_id=9).replace(
+            "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
+        )
+        + "\n"
+        + "z" * 100_000
+    )
     sent = gw.request_email(body).as_bytes()
     gw.send(sent)
     (email,) = gw.emails()

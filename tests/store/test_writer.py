@@ -50,7 +50,7 @@ from gateway.store.tables import (
     sms_groups,
 )
 from gateway.store.writer import Writer, Written, open_writer
-from gateway.store.writer_process import ProcessWriter
+from gateway.store.writer_process import Pickled, ProcessWriter
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=UTC)  # a Tuesday, 10:00 in Paris
 RULES = RuleSettings(max_recipients=3)
@@ -298,13 +298,22 @@ async def test_the_engine_writes_and_reads_the_json_columns_text(tmp_path: Path)
     assert text == '{"tel":["0601020304","é"],"code":0}'
 
 
-async def test_the_writer_process_writes_the_rows_the_thread_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pickled_ahead", [False, True], ids=["as-read", "some-pickled-ahead"])
+async def test_the_writer_process_writes_the_rows_the_thread_writes(
+    tmp_path: Path, pickled_ahead: bool
+) -> None:
+    """Whether an email reaches it as read or as `prepare` made it (every other one here)."""
     by_thread = await prepared(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
     by_process = await prepared(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
     process = open_writer(by_process, RULES, ReplyState.PENDING, own_process=True)
     try:
         assert isinstance(process, ProcessWriter)
-        written = await process.apply(BATCH, NOW)
+        batch = [
+            process.prepare(item) if pickled_ahead and n % 2 else item
+            for n, item in enumerate(BATCH)
+        ]
+        assert any(isinstance(item, Pickled) for item in batch) is pickled_ahead
+        written = await process.apply(batch, NOW)
     finally:
         process.close()
     assert written == await apply(by_thread, BATCH)
