@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -32,7 +32,6 @@ from gateway.store.writer import Writer, Written
 log = logging.getLogger("mail2sms.service")
 
 MAX_BATCH = 64
-T = TypeVar("T")
 # Emails larger than this are read in a thread (a plain request is a few KiB: read inline).
 # A request of a few hundred numbers is one (~1 ms to read): when a dozen such arrive at once,
 # read inline they held the loop for all of them before the batch loop could hand the first
@@ -145,35 +144,36 @@ class Service:
                 inbound, parts, item = await self._off_loop(raw, finish)
         return await self.apply(inbound, started=started, item=item)
 
-    def _read(self, raw: bytes, envelope_from: str, client_ip: str, in_thread: bool) -> _Read:
+    def _read(self, raw: bytes, envelope_from: str, client_ip: str) -> tuple[Inbound, Parts]:
         """The email read; whole when its sender is known to be authorised (no parts left),
         else without its attachments and their parts."""
         inbound, parts = intake.read_named(
             raw, envelope_from=envelope_from, client_ip=client_ip, limits=self._limits
         )
         if parts and inbound.request is not None and inbound in self._authorised:
-            return self._whole(inbound, parts, in_thread)
-        if parts:  # decoded once a lookup authorises its sender, if it does
-            return inbound, parts, inbound
-        return self._ready(inbound, in_thread)
+            return self._whole(inbound, parts)
+        return inbound, parts
 
-    def _whole(self, inbound: Inbound, parts: Parts, in_thread: bool) -> _Read:
-        return self._ready(intake.with_attachments(inbound, parts, self._limits), in_thread)
+    def _whole(self, inbound: Inbound, parts: Parts) -> tuple[Inbound, Parts]:
+        return intake.with_attachments(inbound, parts, self._limits), ()
 
-    def _ready(self, inbound: Inbound, in_thread: bool) -> _Read:
-        """The whole email and what the writer takes of it, made here when this is a thread
-        (the process writer pickles it: off the event loop, before its batch is due)."""
-        if not in_thread or len(inbound.raw) > PREPARED_MAX_BYTES:
-            return inbound, (), inbound
-        return inbound, (), self._writer.prepare(inbound)
-
-    @staticmethod
-    async def _off_loop(raw: bytes, work: Callable[[bool], T]) -> T:
+    async def _off_loop(self, raw: bytes, read: Callable[[], tuple[Inbound, Parts]]) -> _Read:
         """The core's reading of an email; a big one off the event loop, so that parsing it
-        never holds up the other clients. `work` is told whether it runs in a thread."""
+        never holds up the other clients, and made ready for the writer in the same thread
+        once whole (`_ready`)."""
         if len(raw) <= OFF_LOOP_BYTES:
-            return work(False)
-        return await asyncio.to_thread(work, True)
+            inbound, parts = read()
+            return inbound, parts, inbound
+        return await asyncio.to_thread(self._ready, read)
+
+    def _ready(self, read: Callable[[], tuple[Inbound, Parts]]) -> _Read:
+        """The email read, and what the writer takes of it: made here, by the reading thread,
+        once the email is whole (the process writer pickles it: off the event loop, before its
+        batch is due), unless it is over PREPARED_MAX_BYTES."""
+        inbound, parts = read()
+        if parts or len(inbound.raw) > PREPARED_MAX_BYTES:
+            return inbound, parts, inbound
+        return inbound, parts, self._writer.prepare(inbound)
 
     async def apply(
         self, inbound: Intake, *, started: float | None = None, item: Any = None
