@@ -114,10 +114,13 @@ class Handler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
     ) -> list[str]:
         session.host_name = hostname  # this hook's duty, as aiosmtpd's own EHLO does
-        if getattr(server, "offers_auth", True):
-            return list(responses)
-        # With auth = "off", aiosmtpd would still list AUTH once STARTTLS is done.
-        return [line for line in responses if not line.startswith("250-AUTH")]
+        lines = list(responses)
+        if not getattr(server, "offers_auth", True):
+            # With auth = "off", aiosmtpd would still list AUTH once STARTTLS is done.
+            lines = [line for line in lines if not line.startswith("250-AUTH")]
+        # aiosmtpd writes each line it is given in a send of its own (six for one EHLO): the
+        # same bytes as one line with CRLFs inside take one (`push` adds the last CRLF).
+        return ["\r\n".join(lines)]
 
 
 class _Session(Session):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import weakref
 from collections import deque
 from types import MethodType
@@ -154,6 +155,71 @@ async def test_a_connection_from_the_template_is_the_one_aiosmtpd_makes(auth: st
             assert ours == theirs, name
     assert second._smtp_methods["MAIL"].__self__ is second
     assert ("LOGIN" in second._auth_methods) is (auth == "any")
+
+
+# -- EHLO: aiosmtpd's lines in one write ------------------------------------------------------
+
+
+class _Writes:
+    """A connection's writer that keeps each write as it was made."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    async def drain(self) -> None:
+        return None
+
+
+class _NoHooks:
+    """A handler without an EHLO hook: aiosmtpd answers EHLO on its own."""
+
+
+@pytest.mark.parametrize("tls", [False, True])
+@pytest.mark.parametrize("auth", [False, True])
+async def test_ehlo_writes_aiosmtpd_s_own_answer_at_once(auth: bool, tls: bool) -> None:
+    """The bytes aiosmtpd's own EHLO writes line by line, in one write (less AUTH when the
+    gateway offers none); with STARTTLS offered, AUTH waits for TLS, as in aiosmtpd."""
+    loop = asyncio.get_running_loop()
+    settings = load_settings(None).smtp
+    check = gateway_smtp._accept_any if auth else None
+    options = {
+        "data_size_limit": settings.max_message_size,
+        "enable_SMTPUTF8": True,
+        "decode_data": False,
+        "hostname": "isendpro-api.com",
+        "tls_context": ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER) if tls else None,
+        "loop": loop,
+    }
+    handler = gateway_smtp.Handler(None, settings.gateway_addresses)  # type: ignore[arg-type]
+    in_clear = auth and not tls
+    ours = gateway_smtp._GatewaySMTP(
+        gateway_smtp._Listener(settings), check, in_clear, handler, **options
+    )
+    theirs = SMTP(
+        _NoHooks(),
+        authenticator=gateway_smtp._credentials,
+        auth_exclude_mechanism=() if auth else gateway_smtp.MECHANISMS,
+        **options,
+    )
+    theirs._auth_require_tls = not in_clear
+    answers = []
+    for server in (ours, theirs):
+        writer = _Writes()
+        server._writer = writer  # type: ignore[assignment]
+        server.session = server._create_session()
+        await server.smtp_EHLO("client.example.com")
+        answers.append(writer.writes)
+        assert server.session.host_name == "client.example.com"
+    ours_writes, theirs_writes = answers
+    expected = [line for line in theirs_writes if auth or not line.startswith(b"250-AUTH")]
+    assert len(theirs_writes) >= 5
+    assert ours_writes == [b"".join(expected)]
+    assert (b"250-STARTTLS\r\n" in ours_writes[0]) is tls
+    assert (b"250-AUTH LOGIN PLAIN\r\n" in ours_writes[0]) is in_clear
+    assert ours_writes[0].endswith(b"\r\n250 HELP\r\n")
 
 
 # -- DATA: the whole lines received read at once -------------------------------------------------
