@@ -108,16 +108,24 @@ class Service:
         self._authorised = AuthorisedSenders()
 
     async def run(self) -> None:
-        """The writer's loop: takes every email waiting, applies them as one batch, answers."""
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._apply_batch(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        """The writer's loop: takes every email waiting, applies them as one batch, answers;
+        up to the writer's `depth` batches at once (the writer commits them in turn)."""
+        free = asyncio.Semaphore(self._writer.depth)
+        async with asyncio.TaskGroup() as batches:  # cancelled with this loop
+            while True:
+                batch = [await self._queue.get()]
+                await free.acquire()
+                while len(batch) < MAX_BATCH and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                batches.create_task(self._apply_in_turn(batch, free))
+
+    async def _apply_in_turn(self, batch: Sequence[_Job], free: asyncio.Semaphore) -> None:
+        try:
+            await self._apply_batch(batch)
+        finally:
+            free.release()
+            for _ in batch:
+                self._queue.task_done()
 
     async def drain(self, timeout: float) -> None:
         """Wait until every email handed to the writer has been committed (or failed)."""

@@ -160,7 +160,9 @@ def fault_from_row(row: Any) -> Fault:
 
 class BatchWriter(ABC):
     """Applies a batch in one transaction of its database; what a rolled-back batch spent
-    of the rate limit is given back (nothing of it was sent)."""
+    of the rate limit is given back (nothing of it was sent). One batch at a time."""
+
+    depth = 1
 
     def __init__(self, rules: RuleSettings, reply_state: ReplyState) -> None:
         self._rules = rules

@@ -22,6 +22,10 @@ Item = TypeVar("Item")
 
 
 class Writer(Protocol[Item]):
+    # How many batches `apply` may be given at once: it still applies and commits them one
+    # after the other, in the order they were given (the process writer takes 2, the others 1).
+    depth: int
+
     def prepare(self, item: Intake) -> Item:
         """The email or call made ready for `apply` by whoever read it (a thread, for a big
         one): the process writer pickles it there; the others take it as it is."""

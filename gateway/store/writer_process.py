@@ -132,9 +132,25 @@ def _reduce_one(kind: type, field: Callable[[Any], Any], obj: Any) -> Any:
 _REDUCERS = _Reducers({Request: _reduce_request, Pickled: _reduce_pickled})
 
 
+@dataclasses.dataclass(slots=True)
+class _Channel:
+    """The gateway's end of one child's socket. Batches are written to it as they come and
+    the child answers them in that order: each answer is read in turn (`turn`, first come
+    first served: asyncio's Lock queues its waiters in order)."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    turn: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
 class ProcessWriter:
-    """The writer's interface (writer.py) in front of the child; one batch at a time (the
-    service applies them in turn)."""
+    """The writer's interface (writer.py) in front of the child. Up to `depth` batches at once:
+    the next batch waits in the child's socket while it commits one, so that it goes from a
+    commit straight to the next batch (the child still applies them one after the other)."""
+
+    # Measured against one at a time (ad hoc, ten alternating rounds of 3 s each, 2026-12-02):
+    # emails a second, 500-line CSVs +9 %, 500 numbers +5 %, 1 recipient +7 %.
+    depth = 2
 
     def __init__(self, url: URL, rules: RuleSettings, reply_state: ReplyState) -> None:
         # MappingProxyType does not pickle: the rules travel with a plain dict.
@@ -142,7 +158,8 @@ class ProcessWriter:
         self._init = _frame((url.render_as_string(hide_password=False), portable, reply_state))
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._channel: _Channel | None = None
+        self._opening = asyncio.Lock()  # two batches at once find no channel: one opens it
         self._spawn()
 
     def _spawn(self) -> None:
@@ -158,7 +175,7 @@ class ProcessWriter:
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         ours.sendall(self._init)
         self._socket = ours
-        self._streams = None
+        self._channel = None
 
     def prepare(self, item: Intake) -> Pickled:
         """The item pickled now, by the thread that read it: the batch's frame, made on the
@@ -172,25 +189,33 @@ class ProcessWriter:
         return self._process.pid if self._process is not None else None
 
     async def apply(self, batch: Sequence[Intake | Pickled], now: datetime) -> list[Written]:
-        if self._socket is None:
-            self._spawn()
-        assert self._socket is not None
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(sock=self._socket)
-        reader, writer = self._streams
+        channel = await self._open()
         try:
-            writer.write(_frame((list(batch), now)))
-            size = int.from_bytes(await reader.readexactly(_SIZE), "little")
-            status, value = pickle.loads(await reader.readexactly(size))
+            channel.writer.write(_frame((list(batch), now)))
+            async with channel.turn:  # taken with no await since the write: the order of the frames
+                size = int.from_bytes(await channel.reader.readexactly(_SIZE), "little")
+                status, value = pickle.loads(await channel.reader.readexactly(size))
         except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
             # Whether the child committed that batch is unknown: its emails get 451 (a
             # retry is then a duplicate, exactly once); the next batch starts a new child.
-            self._stop(kill=True)
+            # A batch that was in the same child fails here too, and leaves alone the child
+            # that a retry may have started since.
+            if self._channel is channel:
+                self._stop(kill=True)
             raise ProcessingError("the writer process ended") from exc
         if status != "ok":
             raise ProcessingError(f"the batch failed in the writer process:\n{value}")
         written: list[Written] = value
         return written
+
+    async def _open(self) -> _Channel:
+        async with self._opening:
+            if self._socket is None:
+                self._spawn()
+            assert self._socket is not None
+            if self._channel is None:
+                self._channel = _Channel(*await asyncio.open_connection(sock=self._socket))
+            return self._channel
 
     def close(self) -> None:
         self._stop(kill=False)
@@ -201,11 +226,11 @@ class ProcessWriter:
             # by the event loop, which the wait below holds up.
             with contextlib.suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)
-        if self._streams is not None:
-            self._streams[1].close()
+        if self._channel is not None:
+            self._channel.writer.close()
         elif self._socket is not None:
             self._socket.close()
-        self._socket, self._streams = None, None
+        self._socket, self._channel = None, None
         process, self._process = self._process, None
         if process is None:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -320,6 +321,68 @@ async def test_the_writer_process_writes_the_rows_the_thread_writes(
     assert await stored_rows(by_process) == await stored_rows(by_thread)
     await by_thread.dispose()
     await by_process.dispose()
+
+
+async def test_two_batches_at_once_in_the_writer_process_are_applied_in_the_order_given(
+    tmp_path: Path,
+) -> None:
+    """The second batch waits in the child's socket while it applies the first: each is
+    answered with its own results, and the rows are those of the two batches one after the
+    other in the thread writer."""
+    halves = (BATCH[:4], BATCH[4:])
+    by_thread = await prepared(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    by_process = await prepared(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    process = open_writer(by_process, RULES, ReplyState.PENDING, own_process=True)
+    try:
+        assert process.depth == 2
+        async with asyncio.timeout(30):  # one channel opened for both: no hang on two
+            answers = await asyncio.gather(*(process.apply(half, NOW) for half in halves))
+    finally:
+        process.close()
+    assert list(answers) == [await apply(by_thread, half) for half in halves]
+    assert await stored_rows(by_process) == await stored_rows(by_thread)
+    await by_thread.dispose()
+    await by_process.dispose()
+
+
+async def test_a_writer_process_dying_with_two_batches_fails_both_and_spares_the_retry(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """Both batches in the child get the error; the first one's retry, started at once (as
+    the service retries a failed batch email by email), is not stopped by the second's."""
+    emails = [
+        inbound(f"<keyid>demo</keyid><num>0601020304</num><emailId>{n}</emailId>") for n in range(4)
+    ]
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
+    assert isinstance(writer, ProcessWriter)
+
+    async def applied_or_retried() -> list[Written]:
+        try:
+            await writer.apply([emails[1]], NOW)
+        except ProcessingError:
+            return await writer.apply([emails[1]], NOW)
+        raise AssertionError("the first batch was applied by a stopped child")
+
+    try:
+        await writer.apply([emails[0]], NOW)
+        child = writer.pid
+        assert child is not None
+        os.kill(child, signal.SIGSTOP)
+        retried = asyncio.create_task(applied_or_retried())
+        second = asyncio.create_task(writer.apply([emails[2]], NOW))
+        for _ in range(20):  # both frames written, both waiting for their answer
+            await asyncio.sleep(0)
+        os.kill(child, signal.SIGKILL)
+        with pytest.raises(ProcessingError, match="ended"):
+            await second
+        (written,) = await retried
+        replacement = writer.pid
+        assert replacement not in (None, child)
+        (after,) = await writer.apply([emails[3]], NOW)
+        assert writer.pid == replacement
+    finally:
+        writer.close()
+    assert written.codes == after.codes == (0,)
 
 
 async def test_a_batch_failing_in_the_writer_process_is_a_processing_error_and_keeps_nothing(
