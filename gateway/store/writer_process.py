@@ -17,6 +17,7 @@ import functools
 import io
 import operator
 import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -250,6 +251,13 @@ def _read(stream: IO[bytes]) -> Any:
     return pickle.loads(stream.read(int.from_bytes(header, "little")))
 
 
+def _gone(hang_up: select.poll) -> bool:
+    """Whether the gateway's end of the socket is closed (a kill -9 of the gateway): the
+    batches it had sent still wait in the socket, but nobody would answer their clients, who
+    send them again: they are not applied (neither is a batch the answer found gone)."""
+    return bool(hang_up.poll(0))
+
+
 def main(fd: int) -> None:
     """The child: batches in, answers out, until the gateway's end closes."""
     # Ctrl-C reaches the whole process group: the gateway drains, then closes the socket.
@@ -263,8 +271,12 @@ def main(fd: int) -> None:
         url, rules, reply_state = init
         writer = SqliteWriter(make_url(url), rules, reply_state)
         runtime.settle()
+        hang_up = select.poll()
+        hang_up.register(sock, select.POLLRDHUP)
         try:
             while (request := _read(stream)) is not None:
+                if _gone(hang_up):
+                    return
                 batch, now = request
                 try:
                     answer: tuple[str, Any] = ("ok", writer.apply_here(batch, now))

@@ -51,7 +51,7 @@ from gateway.store.tables import (
     sms_groups,
 )
 from gateway.store.writer import Writer, Written, open_writer
-from gateway.store.writer_process import Pickled, ProcessWriter
+from gateway.store.writer_process import Pickled, ProcessWriter, _frame
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=UTC)  # a Tuesday, 10:00 in Paris
 RULES = RuleSettings(max_recipients=3)
@@ -383,6 +383,34 @@ async def test_a_writer_process_dying_with_two_batches_fails_both_and_spares_the
     finally:
         writer.close()
     assert written.codes == after.codes == (0,)
+
+
+async def test_a_writer_process_applies_no_batch_left_by_a_gateway_that_died(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """Two batches wait in the child's socket when the gateway's end closes at once, as at
+    its kill -9: nobody can answer their clients (who send them again), so neither is
+    applied, and the child ends."""
+    emails = [
+        inbound(f"<keyid>demo</keyid><num>0601020304</num><emailId>{n}</emailId>") for n in range(3)
+    ]
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
+    assert isinstance(writer, ProcessWriter)
+    await writer.apply([emails[0]], NOW)
+    child, channel = writer._process, writer._channel
+    assert child is not None and channel is not None
+    os.kill(child.pid, signal.SIGSTOP)
+    for email in emails[1:]:
+        channel.writer.write(_frame(([email], NOW)))
+    await channel.writer.drain()
+    channel.writer.transport.abort()  # the gateway's end closed, nothing more said
+    writer._process = writer._socket = writer._channel = None  # its end is gone, unclosed
+    async with asyncio.timeout(10):
+        while channel.writer.transport.get_extra_info("socket").fileno() != -1:
+            await asyncio.sleep(0.01)
+    os.kill(child.pid, signal.SIGCONT)
+    assert await asyncio.to_thread(child.wait, 10) == 0
+    assert [row["email_id"] for row in (await stored_rows(sqlite_engine))["emails"]] == ["0"]
 
 
 async def test_a_batch_failing_in_the_writer_process_is_a_processing_error_and_keeps_nothing(
