@@ -204,6 +204,11 @@ class ProcessWriter:
             if self._channel is channel:
                 self._stop(kill=True)
             raise ProcessingError("the writer process ended") from exc
+        except asyncio.CancelledError:
+            # Its answer would be read as the next batch's: the channel goes with the child.
+            if self._channel is channel:
+                self._stop(kill=True)
+            raise
         if status != "ok":
             raise ProcessingError(f"the batch failed in the writer process:\n{value}")
         written: list[Written] = value

@@ -385,6 +385,41 @@ async def test_a_writer_process_dying_with_two_batches_fails_both_and_spares_the
     assert written.codes == after.codes == (0,)
 
 
+async def test_a_batch_cancelled_in_the_writer_process_leaves_no_answer_to_the_next(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """A batch given up while the child applies it (its task cancelled) would leave its
+    answer in the socket, read as the next batch's: the child goes with it, the batch
+    behind it fails, and the next batch has a child of its own."""
+    emails = [
+        inbound(f"<keyid>demo</keyid><num>0601020304</num><emailId>{n}</emailId>") for n in range(4)
+    ]
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
+    assert isinstance(writer, ProcessWriter)
+    try:
+        await writer.apply([emails[0]], NOW)
+        child = writer.pid
+        assert child is not None
+        os.kill(child, signal.SIGSTOP)
+        given_up = asyncio.create_task(writer.apply([emails[1]], NOW))
+        behind = asyncio.create_task(writer.apply([emails[2]], NOW))
+        for _ in range(20):  # both frames written, both waiting for their answer
+            await asyncio.sleep(0)
+        given_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await given_up
+        with contextlib.suppress(ProcessLookupError):  # were it still there, it would answer
+            os.kill(child, signal.SIGCONT)
+        async with asyncio.timeout(10):
+            with pytest.raises(ProcessingError, match="ended"):
+                await behind
+        (written,) = await writer.apply([emails[3]], NOW)
+        assert writer.pid not in (None, child)
+    finally:
+        writer.close()
+    assert written.codes == (0,)
+
+
 async def test_a_writer_process_applies_no_batch_left_by_a_gateway_that_died(
     sqlite_engine: AsyncEngine,
 ) -> None:
