@@ -193,21 +193,16 @@ class ProcessWriter:
         channel = await self._open()
         try:
             channel.writer.write(_frame((list(batch), now)))
-            async with channel.turn:  # taken with no await since the write: the order of the frames
+            async with channel.turn:  # queued before any await: the turns follow the frames
                 size = int.from_bytes(await channel.reader.readexactly(_SIZE), "little")
                 status, value = pickle.loads(await channel.reader.readexactly(size))
         except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
             # Whether the child committed that batch is unknown: its emails get 451 (a
             # retry is then a duplicate, exactly once); the next batch starts a new child.
-            # A batch that was in the same child fails here too, and leaves alone the child
-            # that a retry may have started since.
-            if self._channel is channel:
-                self._stop(kill=True)
+            self._drop(channel)
             raise ProcessingError("the writer process ended") from exc
         except asyncio.CancelledError:
-            # Its answer would be read as the next batch's: the channel goes with the child.
-            if self._channel is channel:
-                self._stop(kill=True)
+            self._drop(channel)  # its answer would be read as the next batch's
             raise
         if status != "ok":
             raise ProcessingError(f"the batch failed in the writer process:\n{value}")
@@ -222,6 +217,12 @@ class ProcessWriter:
             if self._channel is None:
                 self._channel = _Channel(*await asyncio.open_connection(sock=self._socket))
             return self._channel
+
+    def _drop(self, channel: _Channel) -> None:
+        """The child of this channel stopped, unless it is already gone: a batch that was in
+        the same child leaves alone the child that a retry may have started since."""
+        if self._channel is channel:
+            self._stop(kill=True)
 
     def close(self) -> None:
         self._stop(kill=False)
@@ -257,9 +258,9 @@ def _read(stream: IO[bytes]) -> Any:
 
 
 def _gone(hang_up: select.poll) -> bool:
-    """Whether the gateway's end of the socket is closed (a kill -9 of the gateway): the
-    batches it had sent still wait in the socket, but nobody would answer their clients, who
-    send them again: they are not applied (neither is a batch the answer found gone)."""
+    """Whether the gateway's end of the socket is closed (the gateway died, a kill -9): the
+    batches it sent before still wait in the socket, but nobody would answer their clients,
+    who send them again: they are not applied."""
     return bool(hang_up.poll(0))
 
 
