@@ -131,6 +131,28 @@ async def apply(engine: AsyncEngine, batch: Sequence[Inbound]) -> list[Written]:
         writer.close()
 
 
+def one_number_requests(count: int) -> list[Inbound]:
+    """Requests of one number each, emailIds 0 to count - 1."""
+    return [
+        inbound(f"<keyid>demo</keyid><num>0601020304</num><emailId>{n}</emailId>")
+        for n in range(count)
+    ]
+
+
+async def two_databases(tmp_path: Path) -> tuple[AsyncEngine, AsyncEngine]:
+    """Two databases prepared alike: one for the thread writer, one for the process writer."""
+    return (
+        await prepared(f"sqlite+aiosqlite:///{tmp_path / 't.db'}"),
+        await prepared(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"),
+    )
+
+
+async def same_rows_then_disposed(one: AsyncEngine, other: AsyncEngine) -> None:
+    assert await stored_rows(one) == await stored_rows(other)
+    await one.dispose()
+    await other.dispose()
+
+
 async def stored_rows(engine: AsyncEngine) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table the writer touches, without the generated ids: an account by
     its keyid, an email by its place among the emails."""
@@ -304,8 +326,7 @@ async def test_the_writer_process_writes_the_rows_the_thread_writes(
     tmp_path: Path, pickled_ahead: bool
 ) -> None:
     """Whether an email reaches it as read or as `prepare` made it (every other one here)."""
-    by_thread = await prepared(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
-    by_process = await prepared(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    by_thread, by_process = await two_databases(tmp_path)
     process = open_writer(by_process, RULES, ReplyState.PENDING, own_process=True)
     try:
         assert isinstance(process, ProcessWriter)
@@ -318,9 +339,7 @@ async def test_the_writer_process_writes_the_rows_the_thread_writes(
     finally:
         process.close()
     assert written == await apply(by_thread, BATCH)
-    assert await stored_rows(by_process) == await stored_rows(by_thread)
-    await by_thread.dispose()
-    await by_process.dispose()
+    await same_rows_then_disposed(by_process, by_thread)
 
 
 async def test_two_batches_at_once_in_the_writer_process_are_applied_in_the_order_given(
@@ -330,8 +349,7 @@ async def test_two_batches_at_once_in_the_writer_process_are_applied_in_the_orde
     answered with its own results, and the rows are those of the two batches one after the
     other in the thread writer."""
     halves = (BATCH[:4], BATCH[4:])
-    by_thread = await prepared(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
-    by_process = await prepared(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    by_thread, by_process = await two_databases(tmp_path)
     process = open_writer(by_process, RULES, ReplyState.PENDING, own_process=True)
     try:
         assert process.depth == 2
@@ -340,9 +358,7 @@ async def test_two_batches_at_once_in_the_writer_process_are_applied_in_the_orde
     finally:
         process.close()
     assert list(answers) == [await apply(by_thread, half) for half in halves]
-    assert await stored_rows(by_process) == await stored_rows(by_thread)
-    await by_thread.dispose()
-    await by_process.dispose()
+    await same_rows_then_disposed(by_process, by_thread)
 
 
 async def test_a_writer_process_dying_with_two_batches_fails_both_and_spares_the_retry(
@@ -350,9 +366,7 @@ async def test_a_writer_process_dying_with_two_batches_fails_both_and_spares_the
 ) -> None:
     """Both batches in the child get the error; the first one's retry, started at once (as
     the service retries a failed batch email by email), is not stopped by the second's."""
-    emails = [
-        inbound(f"<keyid>demo</keyid><num>0601020304</num><emailId>{n}</emailId>") for n in range(4)
-    ]
+    emails = one_number_requests(4)
     writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
     assert isinstance(writer, ProcessWriter)
 
@@ -391,9 +405,7 @@ async def test_a_batch_cancelled_in_the_writer_process_leaves_no_answer_to_the_n
     """A batch given up while the child applies it (its task cancelled) would leave its
     answer in the socket, read as the next batch's: the child goes with it, the batch
     behind it fails, and the next batch has a child of its own."""
-    emails = [
-        inbound(f"<keyid>demo</keyid><num>0601020304</num><emailId>{n}</emailId>") for n in range(4)
-    ]
+    emails = one_number_requests(4)
     writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
     assert isinstance(writer, ProcessWriter)
     try:
@@ -426,9 +438,7 @@ async def test_a_writer_process_applies_no_batch_left_by_a_gateway_that_died(
     """Two batches wait in the child's socket when the gateway's end closes at once, as at
     its kill -9: nobody can answer their clients (who send them again), so neither is
     applied, and the child ends."""
-    emails = [
-        inbound(f"<keyid>demo</keyid><num>0601020304</num><emailId>{n}</emailId>") for n in range(3)
-    ]
+    emails = one_number_requests(3)
     writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT, own_process=True)
     assert isinstance(writer, ProcessWriter)
     await writer.apply([emails[0]], NOW)
