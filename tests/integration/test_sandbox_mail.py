@@ -19,6 +19,16 @@ CAMPAIGN = (
     "<envoi><keyid>{keyid}</keyid><emetteur>MaSociete</emetteur><emailId>{email_id}</emailId>"
     "<emailNot>not@example.com</emailNot></envoi>"
 )
+ONE_NUMBER = "<num>0601020304</num><sms>x</sms>"
+# A request of 300 numbers (~9 KiB): its reading takes long enough to be worth a thread.
+NUMBERS_300 = "".join(f"<num{n}>06010{n:05d}</num{n}>" for n in range(1, 301)) + "<sms>x</sms>"
+
+
+def _request(email_id: int, recipients: str) -> str:
+    """The demo account's campaign body with these recipients and their text."""
+    return CAMPAIGN.format(keyid="demo", email_id=email_id).replace(
+        "</envoi>", f"{recipients}</envoi>"
+    )
 
 
 @pytest.fixture
@@ -163,27 +173,11 @@ def test_a_big_email_is_read_off_the_event_loop(
         return read(raw, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(intake, "read_named", spy)
-    small = gw.request_email(
-        CAMPAIGN.format(keyid="demo", email_id=6).replace(
-            "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
-        )
-    )
+    small = gw.request_email(_request(6, ONE_NUMBER))
     gw.send(small)
-    big = gw.request_email(
-        CAMPAIGN.format(keyid="demo", email_id=7).replace(
-            "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
-        )
-        + "\n"
-        + "y" * 200_000
-    )
+    big = gw.request_email(_request(7, ONE_NUMBER) + "\n" + "y" * 200_000)
     gw.send(big)
-    # A request of 300 numbers (~9 KiB): its reading takes long enough to be worth a thread.
-    numbers = "".join(f"<num{n}>06010{n:05d}</num{n}>" for n in range(1, 301))
-    many = gw.request_email(
-        CAMPAIGN.format(keyid="demo", email_id=8).replace(
-            "</envoi>", f"{numbers}<sms>x</sms></envoi>"
-        )
-    )
+    many = gw.request_email(_request(8, NUMBERS_300))
     assert len(many.as_bytes()) > service.OFF_LOOP_BYTES
     gw.send(many)
     assert threads[0] == "mail2sms"  # the gateway's event loop thread
@@ -210,14 +204,9 @@ def test_a_big_email_is_made_ready_for_the_writer_off_the_event_loop(
         return prepare(item)
 
     monkeypatch.setattr(submitted._writer, "prepare", spy)
-    small = CAMPAIGN.format(keyid="demo", email_id=20).replace(
-        "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
-    )
+    small = _request(20, ONE_NUMBER)
     gw.send(gw.request_email(small))
-    numbers = "".join(f"<num{n}>06010{n:05d}</num{n}>" for n in range(1, 301))
-    many = CAMPAIGN.format(keyid="demo", email_id=21).replace(
-        "</envoi>", f"{numbers}<sms>x</sms></envoi>"
-    )
+    many = _request(21, NUMBERS_300)
     gw.send(gw.request_email(many))
     gw.send(_csv_email(gw, "nobody", 22, 400))
     gw.send(_csv_email(gw, "demo", 23, 400))  # looked up, then its attachments decoded
@@ -256,13 +245,7 @@ def test_a_refused_email_keeps_only_raw_max_bytes_of_itself(
 
 def test_a_processed_email_is_kept_whole(mail2sms_gateway: RunningGateway) -> None:
     gw = mail2sms_gateway
-    body = (
-        CAMPAIGN.format(keyid="demo", email_id=9).replace(
-            "</envoi>", "<num>0601020304</num><sms>x</sms></envoi>"
-        )
-        + "\n"
-        + "z" * 100_000
-    )
+    body = _request(9, ONE_NUMBER) + "\n" + "z" * 100_000
     sent = gw.request_email(body).as_bytes()
     gw.send(sent)
     (email,) = gw.emails()
