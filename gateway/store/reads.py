@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.core import codes
 from gateway.core.model import Channel, EmailStatus, ReplyKind, ReplyState
 from gateway.store import by_number
 from gateway.store.tables import (
@@ -293,7 +294,19 @@ async def list_emails(
 
 
 def _email_item(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {**row, "received_at": _iso(row["received_at"])}
+    return {**row, "received_at": _iso(row["received_at"]), "results": _results(row["results"])}
+
+
+def _results(stored: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each recipient's tel, code and message: the writer stores the first two, the message
+    is its code's (rows written before kept theirs)."""
+    message = codes.message
+    return [
+        {"tel": r["tel"], "code": r["code"], "message": message(r["code"])}
+        if "message" not in r
+        else dict(r)
+        for r in stored
+    ]
 
 
 async def email(conn: AsyncConnection, email_row: int) -> tuple[dict[str, Any], bytes] | None:

@@ -106,7 +106,7 @@ emails = Table(
     Column("client_ip", String(64), nullable=False, server_default=""),
     Column("message_id", String(998), nullable=False, server_default=""),
     Column("subject", Text, nullable=False, server_default=""),
-    Column("results", JSON, nullable=False),  # [{"tel", "code", "message"}]
+    Column("results", JSON, nullable=False),  # [{"tel", "code"}]: reads.py adds "message"
     Column("warnings", JSON, nullable=False),
     Column("raw", LargeBinary, nullable=False),
     Index("ix_emails_status_id", "status", "id"),

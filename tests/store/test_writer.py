@@ -20,7 +20,7 @@ from sqlalchemy import JSON, Column, MetaData, Table, create_engine, func, inser
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import AccountSettings
-from gateway.core import intake
+from gateway.core import codes, intake
 from gateway.core.model import (
     EmailStatus,
     HttpCall,
@@ -33,7 +33,7 @@ from gateway.core.model import (
 )
 from gateway.errors import ProcessingError
 from gateway.store import accounts as account_store
-from gateway.store import json_columns, migrate
+from gateway.store import json_columns, migrate, reads
 from gateway.store.batch import SMS_FIELDS, SmsRows
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.postgres_writer import PostgresWriter
@@ -302,6 +302,28 @@ async def test_the_writer_writes_the_json_columns_text(
     assert written
     for text in written:
         assert text == json_columns.dumps(json.loads(text)) != json.dumps(json.loads(text))
+
+
+async def test_the_results_keep_tel_and_code_and_are_read_with_the_code_s_message(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Each recipient's message is its code's: not stored, added when read; a row written
+    with its messages (before) is read as it was."""
+    await apply(sqlite_engine, BATCH)
+    with contextlib.closing(sqlite3.connect(tmp_path / "w.db")) as con, con:
+        stored = [json.loads(text) for (text,) in con.execute("SELECT results FROM emails")]
+        con.execute(
+            "UPDATE emails SET results = ? WHERE id = (SELECT min(id) FROM emails)",
+            (json.dumps([{"tel": "0601020304", "code": 0, "message": "as written then"}]),),
+        )
+    assert any(stored) and all(set(r) == {"tel", "code"} for rows in stored for r in rows)
+    async with sqlite_engine.connect() as conn:
+        items = (await reads.list_emails(conn)).items  # newest first
+    read = [r for item in reversed(items[:-1]) for r in item["results"]]
+    expected = [{**r, "message": codes.message(r["code"])} for rows in stored[1:] for r in rows]
+    assert read == expected
+    assert {r["code"] for r in read} >= {0, 12}  # sent and blacklisted: two messages
+    assert items[-1]["results"] == [{"tel": "0601020304", "code": 0, "message": "as written then"}]
 
 
 async def test_the_engine_writes_and_reads_the_json_columns_text(tmp_path: Path) -> None:
