@@ -48,11 +48,17 @@ _NONE_USED: Mapping[int, int] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """An Ack or Not to queue: its kind, the one plain address it goes to, its XML body."""
+    """An Ack or Not to queue: its kind, the one plain address it goes to, its XML body
+    (`content`: an Ack's text, a Not report not rendered yet)."""
 
     kind: ReplyKind
     to: str
-    body: str
+    content: str | replies.NotReport
+
+    @property
+    def body(self) -> str:
+        content = self.content
+        return content if isinstance(content, str) else content.body
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,7 @@ def decide(
     ack = replies.ack(email_id, codes.ACK_PROCESSED)
     if request.refusal is not None:
         code = request.refusal
-        report = replies.not_report(email_id, [("", code)], numbered=False)
+        report = replies.NotReport(email_id, (("", code),), numbered=False)
         return Outcome(
             EmailStatus.PROCESSED,
             reason=f"request refused: {code}",
@@ -177,8 +183,8 @@ def decide(
         )
     decision = rules.decide(request, account, now, settings, faults=faults, rate_budget=rate_budget)
     warnings = list(decision.warnings)
-    report = replies.not_report(
-        email_id, [(r.tel, r.code) for r in decision.results], numbered=request.numbered
+    report = replies.NotReport(
+        email_id, tuple([(r.tel, r.code) for r in decision.results]), numbered=request.numbered
     )
     return Outcome(
         EmailStatus.PROCESSED,
@@ -236,15 +242,16 @@ def _refusal(inbound: Inbound, request: Request, account: Account | None) -> int
 
 
 def _replies(
-    request: Request, warnings: list[str], *, ack: str, report: str | None
+    request: Request, warnings: list[str], *, ack: str, report: replies.NotReport | None
 ) -> tuple[Reply, ...]:
     """The replies to queue; a bad address is a warning (appended), not a reply."""
     queued: list[Reply] = []
-    for kind, given, body in (
+    content: str | replies.NotReport | None
+    for kind, given, content in (
         (ReplyKind.ACK, request.email_ack, ack),
         (ReplyKind.NOT, request.email_not, report),
     ):
-        if body is None or not given.strip():
+        if content is None or not given.strip():
             continue
         address = replies.reply_address(given)
         if address is None:
@@ -253,5 +260,5 @@ def _replies(
                 "no reply sent there"
             )
             continue
-        queued.append(Reply(kind, address, body))
+        queued.append(Reply(kind, address, content))
     return tuple(queued)

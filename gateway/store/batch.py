@@ -275,7 +275,7 @@ class _Book:
                 "kind": reply.kind.value,
                 "to": reply.to,
                 "email_id": result.email_id,
-                "body": reply.body,
+                "body": reply.content,  # a Not report as what it says (tables.ReplyBody)
                 "state": self._reply_state,
                 "attempts": 0,
                 "next_attempt_at": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -210,10 +211,21 @@ def test_a_processed_email_sends_acks_0_and_the_single_form_not() -> None:
     result = _decide(ORDINARY)
     assert [r.code for r in result.results] == [0]
     assert result.debit == 1 and len(result.sms) == 1
-    assert result.replies == (
-        Reply(ReplyKind.ACK, ACK, replies.ack("42", codes.ACK_PROCESSED)),
-        Reply(ReplyKind.NOT, NOT, replies.not_report("42", [("0601020304", 0)], numbered=False)),
-    )
+    assert bodies(result.replies) == [
+        (ReplyKind.ACK, ACK, replies.ack("42", codes.ACK_PROCESSED)),
+        (ReplyKind.NOT, NOT, replies.not_report("42", [("0601020304", 0)], numbered=False)),
+    ]
+
+
+def bodies(queued: Sequence[Reply]) -> list[tuple[ReplyKind, str, str]]:
+    """Each reply's kind, address and body as sent (a Not report rendered)."""
+    return [(reply.kind, reply.to, reply.body) for reply in queued]
+
+
+def test_a_not_report_is_queued_as_what_it_says_and_rendered_when_asked() -> None:
+    (_, report) = _decide(ORDINARY).replies
+    assert report.content == replies.NotReport("42", (("0601020304", 0),), numbered=False)
+    assert report.body == replies.not_report("42", [("0601020304", 0)], numbered=False)
 
 
 def test_a_numbered_request_gets_the_numbered_not() -> None:
@@ -229,10 +241,10 @@ def test_a_numbered_request_gets_the_numbered_not() -> None:
 @pytest.mark.parametrize("code", [codes.TOO_MANY_NUMBERS, codes.INVALID_FILE])
 def test_a_whole_request_refusal_acks_0_and_nots_its_code_with_an_empty_tel(code: int) -> None:
     result = _decide(_inbound(_request(recipients=(), numbered=True, refusal=code)))
-    assert result.replies == (
-        Reply(ReplyKind.ACK, ACK, replies.ack("42", codes.ACK_PROCESSED)),
-        Reply(ReplyKind.NOT, NOT, replies.not_report("42", [("", code)], numbered=False)),
-    )
+    assert bodies(result.replies) == [
+        (ReplyKind.ACK, ACK, replies.ack("42", codes.ACK_PROCESSED)),
+        (ReplyKind.NOT, NOT, replies.not_report("42", [("", code)], numbered=False)),
+    ]
     assert [(r.tel, r.code, r.sms) for r in result.results] == [("", code, None)]
     assert (result.debit, result.reason) == (0, f"request refused: {code}")
 

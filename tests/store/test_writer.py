@@ -31,6 +31,7 @@ from gateway.core.model import (
     RuleSettings,
     Sms,
 )
+from gateway.core.replies import NotReport
 from gateway.errors import ProcessingError
 from gateway.store import accounts as account_store
 from gateway.store import json_columns, migrate, reads
@@ -552,9 +553,28 @@ async def test_a_batch_s_frame_fits_the_writer_process_s_socket_at_once(
 def test_driver_rows_are_the_rows_sqlalchemy_writes(table: Table, tmp_path: Path) -> None:
     """The same row inserted by SQLAlchemy Core and by the driver is stored alike, value for
     value and type for type (timestamps and JSON as text), every column but the id."""
+    row = {column.name: SAMPLE[column.name] for column in table.c if column.name != "id"}
+    stored_by_core_and_by_driver(table, row, tmp_path)
+
+
+def test_the_driver_stores_a_not_report_as_what_it_says_as_sqlalchemy_does(
+    tmp_path: Path,
+) -> None:
+    report = NotReport("7", (("0601020304", 0), ("06", 7)), numbered=True)
+    row = {column.name: SAMPLE[column.name] for column in replies.c if column.name != "id"}
+    stored = stored_by_core_and_by_driver(replies, {**row, "body": report}, tmp_path)
+    at = 2 * [c.name for c in replies.c if c.name != "id"].index("body")
+    assert stored[at + 1] == "blob"
+    assert json.loads(stored[at]) == [1, "7", True, ["0601020304", "06"], [0, 7]]
+
+
+def stored_by_core_and_by_driver(
+    table: Table, row: dict[str, Any], tmp_path: Path
+) -> tuple[Any, ...]:
+    """The row inserted by SQLAlchemy Core and by the driver: each column's stored value and
+    its SQLite type, alike for both."""
     engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
     metadata.create_all(engine)
-    row = {column.name: SAMPLE[column.name] for column in table.c if column.name != "id"}
     driver_insert = DriverInsert(table, engine.dialect)
     with engine.begin() as conn:
         conn.execute(insert(table), [row])
@@ -568,6 +588,7 @@ def test_driver_rows_are_the_rows_sqlalchemy_writes(table: Table, tmp_path: Path
     engine.dispose()
     assert by_core == by_driver
     assert set(driver_insert.columns) == set(columns)
+    return tuple(by_core)
 
 
 def test_grouped_sms_values_are_the_values_of_their_rows() -> None:
