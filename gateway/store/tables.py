@@ -70,10 +70,10 @@ class ReplyBody(TypeDecorator[str]):
     numbered, tels, codes], rendered again when read. PostgreSQL stores the text (it
     compresses long values itself).
 
-    Why: a 500-number request's Not is 63 KB of XML, a third of the ~175 KB the request
-    writes; what it says is 7 KB. Each byte is written twice (the WAL, then the database) and
-    the writer's system time per byte grows with the database: 500-line CSV requests +10 %
-    emails a second, alternating with the text stored (bench/). Rows of text stay text."""
+    Why: a 500-number request's Not is 63 KB of XML, a third of the ~196 KB the request
+    wrote; what it says is 7 KB. Each byte is written twice (the WAL, then the database) and
+    the writer's system time per byte grows with the database: +8 % 500-line CSV and +15 %
+    numX emails a second, alternating with the text stored (README). Text stays text."""
 
     impl = Text
     cache_ok = True
