@@ -64,6 +64,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_SAID = 1  # the form of a Not report stored as what it says (ReplyBody)
+
+
 class ReplyBody(TypeDecorator[str]):
     """A reply's XML body, read back as text. An Ack's is stored as it is; a Not report
     (replies.NotReport) is stored as what it says, on SQLite: a BLOB of JSON, [1, emailId,
@@ -96,9 +99,6 @@ class ReplyBody(TypeDecorator[str]):
         if said != _SAID:
             raise ValueError(f"a reply body stored in an unknown form ({said!r})")
         return NotReport(email_id, tuple(zip(tels, codes, strict=True)), numbered=numbered).body
-
-
-_SAID = 1  # the form of a Not report stored as what it says (ReplyBody)
 
 
 accounts = Table(
