@@ -10,6 +10,7 @@ lock: no deadlock).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any
@@ -43,6 +44,15 @@ def reserve(conn: Connection, count: int) -> int:
     return int(conn.execute(_MOVE_ON, {"count": count}).scalar_one()) - count + 1
 
 
+def reserve_on_sqlite(driver: sqlite3.Connection, count: int) -> int:
+    """`reserve` on SQLite's own driver connection, in its write transaction: the same two
+    statements without SQLAlchemy's execution around each (the SQLite writer's path)."""
+    (last,) = driver.execute(_COUNTER, (SMS,)).fetchone() or (0,)
+    first = int(last) + 1
+    driver.execute(_MOVE_COUNTER, (SMS, first + count - 1))
+    return first
+
+
 def counter(conn: Connection, name: str) -> int:
     """SQLite: the last value of this counter of `id_counters` (0 before its first move)."""
     return int(conn.exec_driver_sql(_COUNTER, (name,)).scalar() or 0)
@@ -53,9 +63,16 @@ def move_counter(conn: Connection, name: str, last: int) -> None:
     conn.exec_driver_sql(_MOVE_COUNTER, (name, last))
 
 
-def blocks(conn: Connection, sizes: Sequence[int]) -> list[int]:
-    """The first id of each of these groups of SMS, one block reserved for them all."""
-    return list(accumulate(sizes[:-1], initial=reserve(conn, sum(sizes))))
+def blocks(conn: Connection | sqlite3.Connection, sizes: Sequence[int]) -> list[int]:
+    """The first id of each of these groups of SMS, one block reserved for them all (on an
+    SQLAlchemy connection, or on SQLite's own driver connection)."""
+    count = sum(sizes)
+    first = (
+        reserve_on_sqlite(conn, count)
+        if isinstance(conn, sqlite3.Connection)
+        else reserve(conn, count)
+    )
+    return list(accumulate(sizes[:-1], initial=first))
 
 
 def group_row(first: int, count: int, shared: Mapping[str, Any]) -> dict[str, Any]:

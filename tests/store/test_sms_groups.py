@@ -6,6 +6,8 @@ and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,6 +121,21 @@ async def test_an_sms_id_is_never_given_twice_not_even_after_a_reset(
     ((again, again_last, _),) = await _groups(engine)
     assert (again, again_last) == (last + 1, last + 2)
     assert await _autoincrement(engine) in (False, None)  # the ids come from id_counters
+
+
+async def test_sqlite_blocks_on_the_driver_follow_those_on_sqlalchemy(tmp_path: Any) -> None:
+    """The SQLite writer reserves on its driver connection (sms_ids.reserve_on_sqlite): the same
+    counter, moved on by the same block, as a reservation through SQLAlchemy."""
+    engine = await prepared(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    try:
+        async with write_transaction(engine) as conn:
+            assert await conn.run_sync(sms_ids.blocks, [2]) == [1]
+        with contextlib.closing(sqlite3.connect(tmp_path / "b.db")) as driver, driver:
+            assert sms_ids.blocks(driver, [3, 1, 4]) == [3, 6, 7]
+        async with write_transaction(engine) as conn:
+            assert await conn.run_sync(sms_ids.reserve, 1) == 11
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.postgres

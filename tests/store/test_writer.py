@@ -711,6 +711,42 @@ async def test_a_sqlite_batch_reads_what_the_last_one_left_unless_another_connec
         assert (credit.scalar_one(), remaining.scalar_one()) == (0, 3)
 
 
+async def test_the_sqlite_writer_keeps_its_connection_and_no_snapshot_between_batches(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """One connection from batch to batch, holding nothing between them: another connection's
+    checkpoint empties the WAL whole (a snapshot held would keep it, and the WAL would only
+    grow). After a failed batch the next one opens a new connection."""
+    one = "<keyid>demo</keyid><num>0601020304</num><emailId>{}</emailId>"
+    writer = open_writer(sqlite_engine, RULES, ReplyState.KEPT)
+    assert isinstance(writer, SqliteWriter)
+
+    def connection(db: Any) -> Any:
+        return db._conn
+
+    def checkpoint() -> tuple[int, int, int]:
+        with contextlib.closing(sqlite3.connect(tmp_path / "w.db")) as other:
+            done: tuple[int, int, int] = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return done
+
+    try:
+        await writer.apply([inbound(one.format(1))], NOW)
+        first = await writer._transaction(connection)
+        assert checkpoint() == (0, 0, 0)  # not busy, nothing left in the WAL
+        await writer.apply([inbound(one.format(2))], NOW)
+        assert await writer._transaction(connection) is first
+        assert checkpoint() == (0, 0, 0)
+
+        with pytest.raises(ProcessingError):
+            await writer._transaction(lambda db: (_ for _ in ()).throw(ProcessingError("x")))
+        (written,) = await writer.apply([inbound(one.format(3))], NOW)
+        assert written.codes == (0,)
+        assert await writer._transaction(connection) is not first
+        assert checkpoint() == (0, 0, 0)
+    finally:
+        writer.close()
+
+
 def test_a_batch_crosses_to_the_writer_process_unchanged() -> None:
     """The frame's pickler (dataclasses by their fields, found in its own dispatch table)
     gives back equal objects; types it has no reducer of pickle as the default pickler does."""
