@@ -137,11 +137,12 @@ class Server:
                 self.process.wait(10)
 
 
-def _spawn(name: str, args: Sequence[str], folder: Path) -> Server:
+def _spawn(name: str, args: Sequence[str], folder: Path, tree: Path = ROOT) -> Server:
+    """`python <args>` in `tree`: `-m gateway` runs that checkout's code (bench/ab.py)."""
     out, err = folder / f"{name}.out", folder / f"{name}.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [PYTHON, *args], stdout=stdout, stderr=stderr, env=clean_env(), cwd=ROOT
+            [PYTHON, *args], stdout=stdout, stderr=stderr, env=clean_env(), cwd=tree
         )
     return Server(name, process, out, err)
 
@@ -160,8 +161,8 @@ def start_http_sink(folder: Path) -> Server:
     return server
 
 
-def start_gateway(name: str, config: Path, folder: Path) -> Server:
-    server = _spawn(name, ["-m", "gateway", "--config", str(config), "serve"], folder)
+def start_gateway(name: str, config: Path, folder: Path, tree: Path = ROOT) -> Server:
+    server = _spawn(name, ["-m", "gateway", "--config", str(config), "serve"], folder, tree)
     match = server.wait_ready(r"SMTP on ([\d.]+):(\d+) .*\n.*API on (http://([\d.]+):(\d+))/")
     server.smtp = (match.group(1), int(match.group(2)))
     server.api = match.group(3)
@@ -197,13 +198,13 @@ senders = ["MaSociete"]
     return path
 
 
-def db_upgrade(config: Path) -> None:
+def db_upgrade(config: Path, tree: Path = ROOT) -> None:
     subprocess.run(
         [PYTHON, "-m", "gateway", "--config", str(config), "db", "upgrade"],
         check=True,
         capture_output=True,
         env=clean_env(),
-        cwd=ROOT,
+        cwd=tree,
         timeout=300,
     )
 
