@@ -91,6 +91,7 @@ def run_load(
     busy = system_busy() - busy_before
     server_cpu = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
     main_cpu = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
+    children_cpu = sum(a[2] - b[2] for a, b in zip(after, before, strict=True))
     ok = max(result["ok"], 1)
     database_cpu = tree_cpu(database_pid) - database_before if database_pid else 0.0
     if database_pid:
@@ -100,6 +101,8 @@ def run_load(
         server_cpu_s=server_cpu,
         server_main_thread_cpu_s=main_cpu,
         server_cpu_ms_per_email=server_cpu / ok * 1000,
+        # The gateway's writer process (its children): the rest is its event loop's process.
+        server_children_cpu_ms_per_email=children_cpu / ok * 1000,
         sms_per_s=result["msgs_per_s"] * spec.get("recipients", 1),
         # CPU the rest of the machine (other people's jobs) took during the run, in cores.
         others_cores=max(0.0, busy - server_cpu - database_cpu - result["client_cpu_s"]) / wall,

@@ -100,10 +100,13 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
-    def cpu(self) -> tuple[float, float]:
-        """(main thread, whole process with its children: the writer process) CPU seconds."""
+    def cpu(self) -> tuple[float, float, float]:
+        """CPU seconds of its main thread, of it with its children (the writer process), and
+        of its children alone."""
         main = _proc_cpu(f"/proc/{self.pid}/task/{self.pid}/stat")
-        return main, tree_cpu(self.pid)
+        own = _proc_cpu(f"/proc/{self.pid}/stat")
+        tree = tree_cpu(self.pid)
+        return main, tree, max(0.0, tree - own)
 
     def memory(self) -> dict[str, float]:
         """VmRSS and VmHWM (the peak) in MiB; with `children_` the same summed over its live

@@ -96,9 +96,9 @@ async def measure(server: Server, streams: int, long_polls: int, samples: int) -
     await asyncio.sleep(1)  # the last long-polls reach the server and make their first query
     found["healthz_open"] = await _latencies(port, "/healthz", samples)
     found["sms_list_open"] = await _latencies(port, "/api/v1/sms?limit=1", samples)
-    _, cpu_before = server.cpu()
+    cpu_before = server.cpu()[1]
     await asyncio.sleep(5)
-    _, cpu_after = server.cpu()
+    cpu_after = server.cpu()[1]
     found["idle_cpu_percent"] = round((cpu_after - cpu_before) / 5 * 100, 1)
     found["memory_mib"] = {k: round(v) for k, v in server.memory().items()}
     # One change for everyone: every stream gets an event, every long-poll queries again.
