@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.phases import Ids, load_spec, run_load
+from bench.phases import Ids, load_spec, run_load, warm_up
 from bench.servers import ROOT, Server, db_upgrade, start_gateway, write_config
 
 # name on the command line → (load kind, connections)
@@ -108,9 +108,8 @@ def geometric_mean(values: Sequence[float]) -> float:
 
 def measure(args: argparse.Namespace, a: Server, b: Server) -> dict[str, list[dict[str, Any]]]:
     ids = Ids()  # one sequence for both: every emailId is new to each database
-    warm = load_spec(ids, "single", "reuse", args, messages=500, seconds=2.0)
     for gateway in (a, b):
-        run_load(warm, [gateway])
+        run_load(warm_up(ids, args), [gateway])
     rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in args.kinds}
     for number in range(args.rounds):
         order = (a, b) if number % 2 == 0 else (b, a)
