@@ -357,6 +357,7 @@ class _GatewaySMTP(SMTP):
         self._in_data = False
         self._session_over = False
         self._rcpt_commands = 0
+        self._idle_until = 0.0  # when smtp.timeout cuts the session (`_reset_timeout`)
 
     def _from_template(self, template: dict[str, Any]) -> None:
         """aiosmtpd's __init__ without its cost (~80 µs a connection: it lists the methods of
@@ -422,6 +423,23 @@ class _GatewaySMTP(SMTP):
         self._session_timer = self.loop.call_later(
             self._listener.settings.max_session_seconds, self._end_session
         )
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's idle timeout (smtp.timeout from the last command), its one timer moved
+        on lazily: aiosmtpd cancels it and schedules a new one at every command (asyncio's
+        call_later: a handle, a copy of the context, a heap push, the cancelled one left in
+        the heap), here the deadline moves and the timer, when it fires early, is set again
+        for the rest. Measured (`bench.ab`, ten alternating rounds, 2026-12-02): CPU an email
+        1 recipient 0.85 → 0.81 ms (+5.4 % emails/s), fresh connections 1.45 → 1.39 ms."""
+        self._idle_until = self.loop.time() + (duration or self._timeout_duration)
+        if self._timeout_handle is None:
+            self._timeout_handle = self.loop.call_at(self._idle_until, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() < self._idle_until:
+            self._timeout_handle = self.loop.call_at(self._idle_until, self._idle_check)
+            return
+        self._timeout_cb()  # type: ignore[no-untyped-call]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._admitted:

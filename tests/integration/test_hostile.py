@@ -462,6 +462,37 @@ def _expect(sock: socket.socket, command: bytes, code: bytes) -> None:
     assert answer.startswith(code), (command, answer)
 
 
+def hung_up_within(sock: socket.socket, seconds: float) -> float | None:
+    """The seconds until the gateway hung up, if it did within `seconds` (nothing is sent)."""
+    started = time.monotonic()
+    with selectors.DefaultSelector() as ready:
+        ready.register(sock, selectors.EVENT_READ)
+        while (left := started + seconds - time.monotonic()) > 0:
+            if ready.select(left):
+                assert sock.recv(4096) == b"", "the gateway said something unasked"
+                return time.monotonic() - started
+    return None
+
+
+@pytest.mark.mail2sms(config={"smtp": {"timeout": 1.0}})
+def test_the_idle_timeout_counts_from_the_last_command(mail2sms_gateway: RunningGateway) -> None:
+    """smtp.timeout: a session is cut that long after its last command, not after its first
+    (the timer is moved on lazily, `_GatewaySMTP._reset_timeout`): a client busy for longer
+    than the timeout stays, and is cut once it goes quiet."""
+    gw = mail2sms_gateway
+    with socket.create_connection((gw.smtp_host, gw.smtp_port), timeout=10) as sock:
+        _expect(sock, b"", b"220")
+        started = time.monotonic()
+        _expect(sock, b"HELO busy.example\r\n", b"250")
+        while time.monotonic() - started < 2.0:  # twice the timeout, a command every 0.4 s
+            assert hung_up_within(sock, 0.4) is None, "a busy client was cut"
+            _expect(sock, b"NOOP\r\n", b"250")
+        cut_after = hung_up_within(sock, 10.0)
+    assert cut_after is not None, "the quiet client was never cut"
+    assert 0.9 <= cut_after < 2.0
+    still_serves(gw)
+
+
 @pytest.mark.parametrize("phase", ["command", "data"])
 @pytest.mark.mail2sms(config={"smtp": {"timeout": 1.0}})
 def test_a_client_sending_one_byte_per_100_ms_is_cut_by_the_timeout(
