@@ -113,6 +113,28 @@ def _reading(server: SMTP, arg: str) -> object:
         return type(exc)
 
 
+# -- the idle timeout's one timer ----------------------------------------------------------------
+
+
+async def test_the_idle_timer_is_moved_on_not_scheduled_again_unless_sooner() -> None:
+    """`_reset_timeout`: a later deadline keeps the one timer (it is set again when it fires
+    early, tests/integration/test_hostile.py); a sooner one (aiosmtpd's PROXY wait) replaces it."""
+    ours, _ = _servers()
+    loop = asyncio.get_running_loop()
+    ours._reset_timeout()
+    timer = ours._timeout_handle
+    assert timer is not None and timer.when() <= loop.time() + ours._timeout_duration
+    ours._reset_timeout()
+    assert ours._timeout_handle is timer and ours._idle_until > timer.when() - 1e-3
+    ours._reset_timeout(0.5)
+    sooner = ours._timeout_handle
+    assert sooner is not timer and timer.cancelled()
+    assert sooner is not None and sooner.when() <= loop.time() + 0.5
+    ours._reset_timeout()  # later again: the sooner timer stays, and moves on when it fires
+    assert ours._timeout_handle is sooner
+    sooner.cancel()
+
+
 # -- a connection made from the listener's template -------------------------------------------
 
 
