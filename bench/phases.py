@@ -89,9 +89,10 @@ def run_load(
     after = [s.cpu() for s in servers]
     wall = time.monotonic() - wall_before
     busy = system_busy() - busy_before
-    server_cpu = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
-    main_cpu = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
-    children_cpu = sum(a[2] - b[2] for a, b in zip(after, before, strict=True))
+    # Server.cpu(): main thread, whole tree, children (the writer process), summed over servers.
+    main_cpu, server_cpu, children_cpu = (
+        sum(a[i] - b[i] for a, b in zip(after, before, strict=True)) for i in range(3)
+    )
     ok = max(result["ok"], 1)
     database_cpu = tree_cpu(database_pid) - database_before if database_pid else 0.0
     if database_pid:

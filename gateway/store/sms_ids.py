@@ -11,7 +11,7 @@ lock: no deadlock).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -37,9 +37,7 @@ GROUP_FIELDS = ("email_row", "account_id", "email_id", "created_at", "channel")
 def reserve(conn: Connection, count: int) -> int:
     """The first of `count` consecutive SMS ids, in the caller's write transaction."""
     if conn.dialect.name == "sqlite":
-        first = counter(conn, SMS) + 1
-        move_counter(conn, SMS, first + count - 1)
-        return first
+        return _reserve_on(conn.exec_driver_sql, count)
     conn.execute(_LOCK, {"key": _KEY})
     return int(conn.execute(_MOVE_ON, {"count": count}).scalar_one()) - count + 1
 
@@ -47,9 +45,15 @@ def reserve(conn: Connection, count: int) -> int:
 def reserve_on_sqlite(driver: sqlite3.Connection, count: int) -> int:
     """`reserve` on SQLite's own driver connection, in its write transaction: the same two
     statements without SQLAlchemy's execution around each (the SQLite writer's path)."""
-    (last,) = driver.execute(_COUNTER, (SMS,)).fetchone() or (0,)
+    return _reserve_on(driver.execute, count)
+
+
+def _reserve_on(execute: Callable[[str, tuple[Any, ...]], Any], count: int) -> int:
+    """SQLite's reservation, through `execute` (SQLAlchemy's exec_driver_sql or the driver's
+    own): the counter read, then moved on by the block."""
+    (last,) = execute(_COUNTER, (SMS,)).fetchone() or (0,)
     first = int(last) + 1
-    driver.execute(_MOVE_COUNTER, (SMS, first + count - 1))
+    execute(_MOVE_COUNTER, (SMS, first + count - 1))
     return first
 
 
