@@ -105,7 +105,6 @@ class Gateway:
             self.changes,
             self.metrics,
         )
-        self._spawn(self.service.run(), "writer")
         smtp_server, self.smtp_port = await start_smtp(
             self.service, self.settings.smtp, functools.partial(accounts.password_for, self.engine)
         )

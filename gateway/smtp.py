@@ -25,6 +25,7 @@ from aiosmtpd.smtp import (
 from gateway.config import SmtpSettings
 from gateway.errors import ConfigError, ProcessingError
 from gateway.service import Service
+from gateway.store.writer import Written
 from gateway.tls import server_context
 
 # (login, password) as the client sent them → accepted?
@@ -98,9 +99,10 @@ class Handler:
         mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from or ""
         sender = mail_from.encode("utf-8", "surrogateescape")
         envelope_from = sender.decode("utf-8", "replace").replace("\x00", "")
+        answer = server.answer_now if isinstance(server, _GatewaySMTP) else None
         try:
             outcome = await self._service.submit(
-                raw, envelope_from=envelope_from, client_ip=client_ip
+                raw, envelope_from=envelope_from, client_ip=client_ip, answer=answer
             )
         except ProcessingError as exc:
             log.warning("451 for email from %s: %s", envelope.mail_from, exc)
@@ -358,6 +360,7 @@ class _GatewaySMTP(SMTP):
         self._session_over = False
         self._rcpt_commands = 0
         self._idle_until = 0.0  # when smtp.timeout cuts the session (`_reset_timeout`)
+        self._answered = False  # the message's answer is written already (`answer_now`)
 
     def _from_template(self, template: dict[str, Any]) -> None:
         """aiosmtpd's __init__ without its cost (~80 µs a connection: it lists the methods of
@@ -568,7 +571,18 @@ class _GatewaySMTP(SMTP):
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push(DATA_OK if status is MISSING else status)
+        answered, self._answered = self._answered, False
+        if not answered:
+            await self.push(DATA_OK if status is MISSING else status)
+
+    def answer_now(self, written: Written) -> None:
+        """The email's `250` written the moment its commit is known, by the writer's answer
+        on the event loop, rather than once this session's task has its next turn (~0.5–1 ms
+        later under load, bench/); its DATA then pushes nothing more."""
+        if self._writer is None or self._writer.is_closing():
+            return
+        self._writer.write(OK.format(row=written.email_row).encode("ascii") + b"\r\n")
+        self._answered = True
 
     async def push(self, status: AnyStr) -> None:
         if self._input.dropped:  # aiosmtpd's answer to the message dropped for the budget

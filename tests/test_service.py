@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+import functools
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 import pytest
@@ -20,6 +22,7 @@ from gateway.errors import ProcessingError
 from gateway.events import Changes
 from gateway.metrics import Metrics
 from gateway.service import AuthorisedSenders, Service
+from gateway.smtp import start_smtp
 from gateway.store.writer import Written
 
 
@@ -99,27 +102,52 @@ def test_the_senders_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class _HeldWriter:
-    """A writer whose batches end only when the test lets them, in the order it chooses."""
+    """A writer whose batches end only when the test lets them, in the order it chooses.
+    `starts`: it takes batches through `start` (as the process writer does), else `apply`."""
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self, depth: int, *, starts: bool = False) -> None:
         self.depth = depth
+        self.starts = starts
         self.batches: list[list[str]] = []
         self.held: list[asyncio.Future[None]] = []
+        self.answers: list[Callable[[list[Written] | Exception], None]] = []
         self.given = asyncio.Event()
 
     def prepare(self, item: Intake) -> Intake:
         return item
 
-    async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
-        senders = [item.envelope_from for item in batch]
-        self.batches.append(senders)
+    def _given(self, batch: Sequence[Intake]) -> asyncio.Future[None]:
+        self.batches.append([item.envelope_from for item in batch])
         release = asyncio.get_running_loop().create_future()
         self.held.append(release)
         self.given.set()
-        await release
-        if "fails@example.com" in senders:
-            raise ProcessingError("this batch fails")
+        return release
+
+    @staticmethod
+    def _outcome(batch: Sequence[Intake]) -> list[Written] | Exception:
+        if any(item.envelope_from == "fails@example.com" for item in batch):
+            return ProcessingError("this batch fails")
         return [Written(n, EmailStatus.PROCESSED, ()) for n, _ in enumerate(batch)]
+
+    async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
+        await self._given(batch)
+        outcome = self._outcome(batch)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def start(
+        self,
+        batch: Sequence[Intake],
+        now: datetime,
+        answered: Callable[[list[Written] | Exception], None],
+    ) -> bool:
+        if not self.starts:
+            return False
+        answer = functools.partial(answered, self._outcome(batch))
+        self.answers.append(answer)  # called by the test itself, or once it releases the batch
+        self._given(batch).add_done_callback(lambda _: answer())
+        return True
 
     async def batches_given(self, count: int) -> None:
         async with asyncio.timeout(5):
@@ -135,26 +163,29 @@ def _from(sender: str) -> Inbound:
     return dataclasses.replace(_email(), envelope_from=sender)
 
 
+_BOTH_WAYS = pytest.mark.parametrize("starts", [False, True], ids=["apply", "start"])
+
+
 @contextlib.asynccontextmanager
 async def _running(writer: _HeldWriter) -> AsyncIterator[Service]:
     async def no_account(keyid: str) -> None:
         return None
 
     the_service = Service(writer, no_account, Clock(), load_settings(None), Changes(), Metrics())
-    loop = asyncio.create_task(the_service.run())
     try:
         async with asyncio.timeout(10):  # a test that waits for nothing fails, not hangs
             yield the_service
     finally:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
+        the_service.close()
 
 
-async def test_a_writer_of_depth_two_is_given_the_next_batch_while_it_applies_one() -> None:
+@_BOTH_WAYS
+async def test_a_writer_of_depth_two_is_given_the_next_batch_while_it_applies_one(
+    starts: bool,
+) -> None:
     """The emails that arrive while the writer holds two batches wait, then go as one; each
     email is answered from its own batch, whichever batch ends first."""
-    writer = _HeldWriter(depth=2)
+    writer = _HeldWriter(depth=2, starts=starts)
     async with _running(writer) as the_service:
         first = asyncio.create_task(the_service.apply(_from("a@example.com")))
         await writer.batches_given(1)
@@ -175,8 +206,9 @@ async def test_a_writer_of_depth_two_is_given_the_next_batch_while_it_applies_on
         assert [written.email_row for written in await asyncio.gather(*waiting)] == [0, 1]
 
 
-async def test_a_writer_of_depth_one_is_given_one_batch_at_a_time() -> None:
-    writer = _HeldWriter(depth=1)
+@_BOTH_WAYS
+async def test_a_writer_of_depth_one_is_given_one_batch_at_a_time(starts: bool) -> None:
+    writer = _HeldWriter(depth=1, starts=starts)
     async with _running(writer) as the_service:
         first = asyncio.create_task(the_service.apply(_from("a@example.com")))
         await writer.batches_given(1)
@@ -191,25 +223,32 @@ async def test_a_writer_of_depth_one_is_given_one_batch_at_a_time() -> None:
         await second
 
 
-async def test_a_failed_batch_is_retried_alone_beside_the_other_one() -> None:
+@_BOTH_WAYS
+async def test_a_failed_batch_is_retried_alone_beside_the_other_one(starts: bool) -> None:
     """The emails of a batch that failed go again one by one, while the other batch in the
     writer is still applying; only the email that fails alone gets the error."""
-    writer = _HeldWriter(depth=2)
+    writer = _HeldWriter(depth=2, starts=starts)
     async with _running(writer) as the_service:
         first = asyncio.create_task(the_service.apply(_from("a@example.com")))
         await writer.batches_given(1)
+        second = asyncio.create_task(the_service.apply(_from("x@example.com")))
+        await writer.batches_given(2)
         failing = [
             asyncio.create_task(the_service.apply(_from(sender)))
             for sender in ("fails@example.com", "b@example.com")
         ]
-        await writer.batches_given(2)
-        assert writer.batches[1] == ["fails@example.com", "b@example.com"]
-        writer.held[1].set_result(None)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        writer.held[1].set_result(None)  # x's batch ends: the two waiting go as one
+        assert (await second).email_row == 0
         await writer.batches_given(3)
+        assert writer.batches[2] == ["fails@example.com", "b@example.com"]
         writer.held[2].set_result(None)
         await writer.batches_given(4)
-        assert writer.batches[2:] == [["fails@example.com"], ["b@example.com"]]
         writer.held[3].set_result(None)
+        await writer.batches_given(5)
+        assert writer.batches[3:] == [["fails@example.com"], ["b@example.com"]]
+        writer.held[4].set_result(None)
         with pytest.raises(ProcessingError):
             await failing[0]
         assert (await failing[1]).email_row == 0
@@ -217,3 +256,71 @@ async def test_a_failed_batch_is_retried_alone_beside_the_other_one() -> None:
         writer.held[0].set_result(None)
         await first
         await the_service.drain(5)
+
+
+async def test_a_started_batch_s_answer_answers_its_emails_and_hands_the_next_over() -> None:
+    """The writer's answer to a batch it took through `start`: in that same call, with no
+    task's turn in between, each email's `answer` is told its result and the emails waiting
+    go to the writer as the next batch."""
+    writer = _HeldWriter(depth=1, starts=True)
+    told: list[tuple[str, int]] = []
+    async with _running(writer) as the_service:
+
+        def applied(sender: str) -> asyncio.Task[Written]:
+            def answer(written: Written) -> None:
+                told.append((sender, written.email_row))
+
+            return asyncio.create_task(the_service.apply(_from(sender), answer=answer))
+
+        first = applied("a@example.com")
+        await writer.batches_given(1)
+        waiting = [applied(f"{n}@example.com") for n in "bc"]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert writer.batches == [["a@example.com"]]
+        writer.answers[0]()  # the writer's answer, as the process writer's socket gives it
+        assert told == [("a@example.com", 0)]
+        assert writer.batches == [["a@example.com"], ["b@example.com", "c@example.com"]]
+        assert not first.done()  # its future is set: the task has its turn later
+        writer.answers[1]()
+        assert told[1:] == [("b@example.com", 0), ("c@example.com", 1)]
+        assert (await first).email_row == 0
+        assert [w.email_row for w in await asyncio.gather(*waiting)] == [0, 1]
+        await the_service.drain(5)
+
+
+async def test_an_smtp_client_has_its_250_the_moment_the_writer_answers() -> None:
+    """The email's `250` is written by the writer's answer itself, before the session's task
+    has another turn; the DATA command then answers nothing more (QUIT's 221 comes next)."""
+    writer = _HeldWriter(depth=1, starts=True)
+    settings = load_settings(None)
+    async with _running(writer) as the_service:
+        server, port = await start_smtp(the_service, settings.smtp)
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", port))
+
+            async def said(line: bytes, code: bytes) -> None:
+                if line:
+                    await loop.sock_sendall(client, line)
+                data = b""
+                while not data.endswith(b"\r\n") or data.splitlines()[-1][3:4] == b"-":
+                    data += await loop.sock_recv(client, 4096)
+                assert data.startswith(code), data
+
+            await said(b"", b"220")
+            await said(b"EHLO client.example.com\r\n", b"250")
+            await said(b"MAIL FROM:<app@example.com>\r\n", b"250")
+            await said(b"RCPT TO:<sendsms@isendpro-api.com>\r\n", b"250")
+            await said(b"DATA\r\n", b"354")
+            await loop.sock_sendall(client, b"Subject: x\r\n\r\n<envoi></envoi>\r\n.\r\n")
+            await writer.batches_given(1)
+            writer.answers[0]()  # no await from here to the read
+            assert client.recv(4096) == b"250 2.0.0 OK: applied as email 0\r\n"
+            await said(b"QUIT\r\n", b"221")
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()

@@ -173,6 +173,15 @@ class BatchWriter(ABC):
         """The item as `apply` takes it: itself (see writer.py)."""
         return item
 
+    def start(
+        self,
+        batch: Sequence[Intake],
+        now: datetime,
+        answered: Callable[[list[Written] | Exception], None],
+    ) -> bool:
+        """Never: these writers take a batch through `apply` (see writer.py)."""
+        return False
+
     async def apply(self, batch: Sequence[Intake], now: datetime) -> list[Written]:
         saved = self._limiter.checkpoint()
         try:

@@ -4,7 +4,7 @@ postgres_writer.py), made once from the engine."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -35,6 +35,17 @@ class Writer(Protocol[Item]):
         """Apply every email of the batch (each as read, or as `prepare` made it) in one
         transaction and commit it, all or nothing: raises when any of them failed (its
         rate-limit tokens are then given back)."""
+        ...
+
+    def start(
+        self,
+        batch: Sequence[Intake | Item],
+        now: datetime,
+        answered: Callable[[list[Written] | Exception], None],
+    ) -> bool:
+        """`apply` without a task, if the writer can take the batch now: True, and `answered`
+        is later called on the event loop with what `apply` would return or raise; False,
+        and nothing was done (the caller then uses `apply`)."""
         ...
 
     def close(self) -> None:

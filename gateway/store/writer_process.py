@@ -10,11 +10,13 @@ after a kill -9 of the gateway (it finishes the commit it is in, as the thread w
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copyreg
 import dataclasses
 import functools
 import io
+import logging
 import operator
 import pickle
 import select
@@ -33,6 +35,8 @@ from gateway import runtime
 from gateway.core.model import Intake, Recipient, ReplyState, Request, RuleSettings
 from gateway.errors import ProcessingError
 from gateway.store.batch import Written
+
+log = logging.getLogger("mail2sms.writer")
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _SIZE = 8  # each frame: its length on 8 bytes (little-endian), then one pickle
@@ -133,15 +137,56 @@ def _reduce_one(kind: type, field: Callable[[Any], Any], obj: Any) -> Any:
 _REDUCERS = _Reducers({Request: _reduce_request, Pickled: _reduce_pickled})
 
 
-@dataclasses.dataclass(slots=True)
-class _Channel:
-    """The gateway's end of one child's socket. Batches are written to it as they come and
-    the child answers them in that order: each answer is read in turn (`turn`, first come
-    first served: asyncio's Lock queues its waiters in order)."""
+Answered = Callable[[list[Written] | Exception], None]
 
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    turn: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+class _Channel(asyncio.Protocol):
+    """The gateway's end of one child's socket. Batches are written to it as they come and
+    the child answers them in that order: each answer, once whole, goes to the oldest batch's
+    `answered` in the same call of the event loop that read it (no task's turn to wait for)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._waiting: collections.deque[Callable[[Any], None]] = collections.deque()
+        self._buffer = bytearray()
+        self.ended: Exception | None = None  # why the socket ended, once it did
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, frame: bytes, answered: Callable[[Any], None]) -> None:
+        """Write a batch's frame; `answered` gets the child's answer (status, value), or the
+        exception that ended the socket first."""
+        if self.ended is not None or self.transport is None or self.transport.is_closing():
+            answered(self.ended or EOFError("the writer process's socket is closed"))
+            return
+        self._waiting.append(answered)
+        self.transport.write(frame)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _SIZE:
+            end = _SIZE + int.from_bytes(buffer[:_SIZE], "little")
+            if len(buffer) < end:
+                return
+            answer = pickle.loads(buffer[_SIZE:end])
+            del buffer[:end]
+            _tell(self._waiting.popleft(), answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = exc or EOFError("the writer process closed its socket")
+        while self._waiting:
+            _tell(self._waiting.popleft(), self.ended)
+
+
+def _tell(answered: Callable[[Any], None], answer: Any) -> None:
+    """A batch's answer given; a failure of the receiver is logged, not the socket's end."""
+    try:
+        answered(answer)
+    except Exception:
+        log.exception("a batch's answer could not be handled")
 
 
 class ProcessWriter:
@@ -191,23 +236,49 @@ class ProcessWriter:
 
     async def apply(self, batch: Sequence[Intake | Pickled], now: datetime) -> list[Written]:
         channel = await self._open()
-        try:
-            channel.writer.write(_frame((list(batch), now)))
-            async with channel.turn:  # queued before any await: the turns follow the frames
-                size = int.from_bytes(await channel.reader.readexactly(_SIZE), "little")
-                status, value = pickle.loads(await channel.reader.readexactly(size))
-        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-            # Whether the child committed that batch is unknown: its emails get 451 (a
-            # retry is then a duplicate, exactly once); the next batch starts a new child.
-            self._drop(channel)
-            raise ProcessingError("the writer process ended") from exc
-        except asyncio.CancelledError:
-            self._drop(channel)  # its answer would be read as the next batch's
-            raise
-        if status != "ok":
-            raise ProcessingError(f"the batch failed in the writer process:\n{value}")
-        written: list[Written] = value
-        return written
+        future: asyncio.Future[list[Written]] = asyncio.get_running_loop().create_future()
+
+        def answered(outcome: list[Written] | Exception) -> None:
+            if future.done():  # cancelled: the child still commits it, nobody waits
+                return
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self._send(channel, batch, now, answered)
+        return await future
+
+    def start(self, batch: Sequence[Intake | Pickled], now: datetime, answered: Answered) -> bool:
+        """The batch written to the child now, when its socket is open (else `apply` opens it)."""
+        if self._channel is None or self._channel.ended is not None:
+            return False
+        self._send(self._channel, batch, now, answered)
+        return True
+
+    def _send(
+        self,
+        channel: _Channel,
+        batch: Sequence[Intake | Pickled],
+        now: datetime,
+        answered: Answered,
+    ) -> None:
+        def child_answered(answer: Any) -> None:
+            if isinstance(answer, Exception):
+                # Whether the child committed that batch is unknown: its emails get 451 (a
+                # retry is then a duplicate, exactly once); the next batch starts a new child.
+                self._drop(channel)
+                error = ProcessingError("the writer process ended")
+                error.__cause__ = answer
+                answered(error)
+                return
+            status, value = answer
+            if status != "ok":
+                answered(ProcessingError(f"the batch failed in the writer process:\n{value}"))
+                return
+            answered(value)
+
+        channel.send(_frame((list(batch), now)), child_answered)
 
     async def _open(self) -> _Channel:
         async with self._opening:
@@ -215,7 +286,8 @@ class ProcessWriter:
                 self._spawn()
             assert self._socket is not None
             if self._channel is None:
-                self._channel = _Channel(*await asyncio.open_connection(sock=self._socket))
+                loop = asyncio.get_running_loop()
+                _, self._channel = await loop.create_unix_connection(_Channel, sock=self._socket)
             return self._channel
 
     def _drop(self, channel: _Channel) -> None:
@@ -233,8 +305,8 @@ class ProcessWriter:
             # by the event loop, which the wait below holds up.
             with contextlib.suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)
-        if self._channel is not None:
-            self._channel.writer.close()
+        if self._channel is not None and self._channel.transport is not None:
+            self._channel.transport.close()
         elif self._socket is not None:
             self._socket.close()
         self._socket, self._channel = None, None
