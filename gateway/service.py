@@ -39,7 +39,7 @@ log = logging.getLogger("mail2sms.service")
 MAX_BATCH = 64
 # Emails larger than this are read in a thread (a plain request is a few KiB: read inline).
 # A request of a few hundred numbers is one (~1 ms to read): when a dozen such arrive at once,
-# read inline they held the loop for all of them before the batch loop could hand the first
+# read inline they held the loop for all of them before the first could be handed over
 # to the writer, which waited idle (500 numbers: 130 → ~150 emails/s, bench/).
 OFF_LOOP_BYTES = 8 * 1024
 # A sender found authorised is taken as authorised for this long (seconds): its next emails'
