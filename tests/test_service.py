@@ -23,6 +23,7 @@ from gateway.events import Changes
 from gateway.metrics import Metrics
 from gateway.service import AuthorisedSenders, Service
 from gateway.smtp import start_smtp
+from gateway.store.batch import Answered
 from gateway.store.writer import Written
 
 
@@ -110,7 +111,7 @@ class _HeldWriter:
         self.starts = starts
         self.batches: list[list[str]] = []
         self.held: list[asyncio.Future[None]] = []
-        self.answers: list[Callable[[list[Written] | Exception], None]] = []
+        self.answers: list[Callable[[], None]] = []
         self.given = asyncio.Event()
 
     def prepare(self, item: Intake) -> Intake:
@@ -136,12 +137,7 @@ class _HeldWriter:
             raise outcome
         return outcome
 
-    def start(
-        self,
-        batch: Sequence[Intake],
-        now: datetime,
-        answered: Callable[[list[Written] | Exception], None],
-    ) -> bool:
+    def start(self, batch: Sequence[Intake], now: datetime, answered: Answered) -> bool:
         if not self.starts:
             return False
         answer = functools.partial(answered, self._outcome(batch))

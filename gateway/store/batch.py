@@ -55,6 +55,9 @@ class Written:
     code: int | None = None
 
 
+# What a writer's `start` calls with a batch's outcome (writer.py): as `apply` returns or raises.
+Answered = Callable[[list[Written] | Exception], None]
+
 # The columns of `sms` that an SMS gives (its fields of the same name); its request gives the rest.
 SMS_FIELDS = ("to", "sender", "text", "parts", "encoding", "tracker")
 
@@ -173,12 +176,7 @@ class BatchWriter(ABC):
         """The item as `apply` takes it: itself (see writer.py)."""
         return item
 
-    def start(
-        self,
-        batch: Sequence[Intake],
-        now: datetime,
-        answered: Callable[[list[Written] | Exception], None],
-    ) -> bool:
+    def start(self, batch: Sequence[Intake], now: datetime, answered: Answered) -> bool:
         """Never: these writers take a batch through `apply` (see writer.py)."""
         return False
 

@@ -4,14 +4,14 @@ postgres_writer.py), made once from the engine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.model import Intake, ReplyState, RuleSettings
-from gateway.store.batch import Written
+from gateway.store.batch import Answered, Written
 from gateway.store.postgres_writer import PostgresWriter
 from gateway.store.sqlite_writer import SqliteWriter
 from gateway.store.writer_process import ProcessWriter
@@ -37,12 +37,7 @@ class Writer(Protocol[Item]):
         rate-limit tokens are then given back)."""
         ...
 
-    def start(
-        self,
-        batch: Sequence[Intake | Item],
-        now: datetime,
-        answered: Callable[[list[Written] | Exception], None],
-    ) -> bool:
+    def start(self, batch: Sequence[Intake | Item], now: datetime, answered: Answered) -> bool:
         """`apply` without a task, if the writer can take the batch now: True, and `answered`
         is later called on the event loop with what `apply` would return or raise; False,
         and nothing was done (the caller then uses `apply`)."""

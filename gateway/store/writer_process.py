@@ -34,7 +34,7 @@ from sqlalchemy.engine import URL, make_url
 from gateway import runtime
 from gateway.core.model import Intake, Recipient, ReplyState, Request, RuleSettings
 from gateway.errors import ProcessingError
-from gateway.store.batch import Written
+from gateway.store.batch import Answered, Written
 
 log = logging.getLogger("mail2sms.writer")
 
@@ -135,9 +135,6 @@ def _reduce_one(kind: type, field: Callable[[Any], Any], obj: Any) -> Any:
 
 
 _REDUCERS = _Reducers({Request: _reduce_request, Pickled: _reduce_pickled})
-
-
-Answered = Callable[[list[Written] | Exception], None]
 
 
 class _Channel(asyncio.Protocol):
