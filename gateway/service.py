@@ -112,9 +112,9 @@ class Service:
         self._metrics = metrics
         self._waiting: collections.deque[_Job] = collections.deque()
         self._batches = 0  # handed to the writer and not finished
-        self._unfinished = 0  # emails waiting or in a batch
-        self._finished = asyncio.Event()  # set when no email is unfinished
+        self._finished = asyncio.Event()  # set when no email waits and no batch is out
         self._finished.set()
+        self._closed = False
         self._handing_over = False  # a `_hand_over` is scheduled
         self._tasks: set[asyncio.Task[None]] = set()  # batches applied by a task
         self._authorised = AuthorisedSenders()
@@ -125,6 +125,7 @@ class Service:
             await asyncio.wait_for(self._finished.wait(), timeout)
 
     def close(self) -> None:
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         self._writer.close()
@@ -199,7 +200,6 @@ class Service:
         began = time.perf_counter() if started is None else started
         item = inbound if item is None else item
         self._waiting.append(_Job(inbound, item, began, future, answer))
-        self._unfinished += 1
         self._finished.clear()
         if not self._handing_over:
             # At the end of this turn of the loop: the emails that arrive with it go together.
@@ -212,7 +212,7 @@ class Service:
         called at the end of the loop's turn in which emails arrived (all of that turn's go
         together), and by each batch's end (all that waited go together)."""
         self._handing_over = False
-        while self._waiting and self._batches < self._writer.depth:
+        while self._waiting and self._batches < self._writer.depth and not self._closed:
             count = min(len(self._waiting), MAX_BATCH)
             batch = [self._waiting.popleft() for _ in range(count)]
             self._batches += 1
@@ -246,9 +246,10 @@ class Service:
     async def _one_by_one(self, batch: Sequence[_Job], now: datetime, exc: Exception) -> None:
         """The batch failed: each of its emails applied alone (one alone has its error)."""
         results: list[Written | Exception]
-        if len(batch) == 1:
-            log.error("%s could not be applied", _origin(batch[0].inbound), exc_info=exc)
-            results = [exc]
+        if len(batch) == 1 or self._closed:  # closed: no writer to apply them again
+            for job in batch:
+                log.error("%s could not be applied", _origin(job.inbound), exc_info=exc)
+            results = [exc] * len(batch)
         else:
             results = [await self._apply_alone(job, now) for job in batch]
         self._finish(batch, results)
@@ -260,10 +261,9 @@ class Service:
             self._answer(batch, results)
         finally:
             self._batches -= 1
-            self._unfinished -= len(batch)
-            if not self._unfinished:
-                self._finished.set()
             self._hand_over()
+            if not self._batches:
+                self._finished.set()
 
     def _answer(self, batch: Sequence[_Job], results: Sequence[Written | Exception]) -> None:
         finished = time.perf_counter()

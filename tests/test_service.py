@@ -285,6 +285,26 @@ async def test_a_started_batch_s_answer_answers_its_emails_and_hands_the_next_ov
         await the_service.drain(5)
 
 
+async def test_a_batch_that_fails_once_the_service_is_closed_is_not_applied_again() -> None:
+    """After close (the gateway stopping, its writer gone), a batch's failure is each of its
+    emails' error: nothing is applied again one by one, which would start a writer anew."""
+    writer = _HeldWriter(depth=1, starts=True)
+    async with _running(writer) as the_service:
+        emails = [
+            asyncio.create_task(the_service.apply(_from(sender)))
+            for sender in ("fails@example.com", "b@example.com")
+        ]
+        await writer.batches_given(1)
+        assert writer.batches == [["fails@example.com", "b@example.com"]]
+        the_service.close()
+        writer.answers[0]()
+        for email in emails:
+            with pytest.raises(ProcessingError):
+                await email
+        assert len(writer.batches) == 1
+        await the_service.drain(5)
+
+
 async def test_an_smtp_client_has_its_250_the_moment_the_writer_answers() -> None:
     """The email's `250` is written by the writer's answer itself, before the session's task
     has another turn; the DATA command then answers nothing more (QUIT's 221 comes next)."""
