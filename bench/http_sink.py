@@ -18,6 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import runtime
+from gateway.config import EVENT_LOOPS
+
 
 async def send(request: Request) -> Response:
     fields = await request.json()
@@ -56,9 +59,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.http_sink", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--loop", choices=EVENT_LOOPS, default="asyncio", help="the event loop (the gateway's)"
+    )
     args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port))
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=runtime.loop_factory(args.loop)) as runner,
+    ):
+        runner.run(serve(args.host, args.port))
 
 
 if __name__ == "__main__":

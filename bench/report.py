@@ -109,7 +109,8 @@ def report(results: dict[str, Any]) -> str:
     out.append(
         f"mail2sms bench — {settings['started']}, {os.cpu_count()} CPUs, concurrency "
         f"{settings['concurrency']}, each run ≤ {settings['messages']} emails or "
-        f"{settings['seconds']:g} s; latency = end of DATA → final reply\n"
+        f"{settings['seconds']:g} s; latency = end of DATA → final reply; event loop "
+        f"{settings.get('loop', 'asyncio')} (gateway and sinks)\n"
         "CPU check (a 2M-iteration Python loop, ms of CPU, start/end): "
         + "/".join(f"{c:.0f}" for c in settings["calibration_ms"])
         + "; 'others cores' = CPU the machine's other processes took during a run"

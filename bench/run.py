@@ -54,6 +54,7 @@ from bench.phases import (
 from bench.profile import profile
 from bench.report import report
 from bench.servers import ROOT, start_gateway, start_http_sink, start_sink, write_config
+from gateway.config import EVENT_LOOPS
 
 RESULTS = ROOT / "bench" / "results"
 PHASES = ("throughput", "profile", "rss", "http", "api", "abuse", "postgres")
@@ -91,6 +92,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="throughput: each scenario this many times, sink and gateway in turn, with the "
         "median ratio and its range against the targets (1)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=EVENT_LOOPS,
+        default="asyncio",
+        help="the event loop of the gateway and of both sinks alike (runtime.event_loop)",
     )
     parser.add_argument("--quick", action="store_true", help="about a minute, smaller figures")
     parser.add_argument(
@@ -138,13 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="mail2sms-bench-") as tmp:
         folder = Path(tmp)
-        sink = start_sink(folder)
+        sink = start_sink(folder, args.loop)
         try:
             sink_rows: list[dict[str, Any]] = []
             local = {"throughput", "profile", "rss", "http"} & set(args.phases)
             if local:
                 config = write_config(
-                    folder / "gateway.toml", f"sqlite+aiosqlite:///{folder / 'gateway.db'}"
+                    folder / "gateway.toml",
+                    f"sqlite+aiosqlite:///{folder / 'gateway.db'}",
+                    args.loop,
                 )
                 gateway = start_gateway("gateway", config, folder)
                 ids = Ids()
@@ -159,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if "rss" in args.phases:
                         results["rss"] = long_run(args, gateway, ids)
                     if "http" in args.phases:
-                        http_sink = start_http_sink(folder)
+                        http_sink = start_http_sink(folder, args.loop)
                         try:
                             results["http"] = http_phase(args, http_sink, gateway)
                         finally:

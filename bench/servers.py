@@ -150,15 +150,15 @@ def _spawn(name: str, args: Sequence[str], folder: Path, tree: Path = ROOT) -> S
     return Server(name, process, out, err)
 
 
-def start_sink(folder: Path) -> Server:
-    server = _spawn("sink", ["-m", "bench.sink"], folder)
+def start_sink(folder: Path, loop: str = "asyncio") -> Server:
+    server = _spawn("sink", ["-m", "bench.sink", "--loop", loop], folder)
     match = server.wait_ready(r"sink: SMTP on ([\d.]+):(\d+)")
     server.smtp = (match.group(1), int(match.group(2)))
     return server
 
 
-def start_http_sink(folder: Path) -> Server:
-    server = _spawn("http-sink", ["-m", "bench.http_sink"], folder)
+def start_http_sink(folder: Path, loop: str = "asyncio") -> Server:
+    server = _spawn("http-sink", ["-m", "bench.http_sink", "--loop", loop], folder)
     match = server.wait_ready(r"http sink: HTTP on ([\d.]+):(\d+)")
     server.http = (match.group(1), int(match.group(2)))
     return server
@@ -173,7 +173,10 @@ def start_gateway(name: str, config: Path, folder: Path, tree: Path = ROOT) -> S
     return server
 
 
-def write_config(path: Path, database_url: str) -> Path:
+def write_config(path: Path, database_url: str, event_loop: str = "asyncio") -> Path:
+    """The gateway's settings for a run; runtime.event_loop written only when not the default
+    (bench.ab runs revisions that predate the key)."""
+    runtime = f'[runtime]\nevent_loop = "{event_loop}"\n' if event_loop != "asyncio" else ""
     path.write_text(
         f"""# Written by bench/run.py for one benchmark run.
 [smtp]
@@ -188,7 +191,7 @@ url = "{database_url}"
 host = ""
 [clock]
 fixed = "{CLOCK}"
-[[accounts]]
+{runtime}[[accounts]]
 keyid = "{KEYID}"
 login = "{KEYID}"
 password = "{KEYID}"

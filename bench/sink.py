@@ -14,6 +14,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway import runtime
+from gateway.config import EVENT_LOOPS
+
 
 class Drop:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -48,9 +51,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sink", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--loop", choices=EVENT_LOOPS, default="asyncio", help="the event loop (the gateway's)"
+    )
     args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port))
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=runtime.loop_factory(args.loop)) as runner,
+    ):
+        runner.run(serve(args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -11,7 +12,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -32,6 +33,8 @@ from gateway.errors import ConfigError
 ENV_PREFIX = "MAIL2SMS_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/gateway.db"
 NumberKind = Literal["mobile", "unassigned", "fixed", "full_mvno"]
+EventLoop = Literal["asyncio", "uvloop"]
+EVENT_LOOPS: tuple[str, ...] = get_args(EventLoop)
 # The largest integers the database columns hold on every backend: BIGINT (kept well below
 # 2^63 so that sums never overflow) and INTEGER.
 MAX_BIG = 2**62
@@ -190,6 +193,23 @@ class LimitsSettings(_Section):
     max_value_chars: int = Field(10_000, ge=100)
 
 
+class RuntimeSettings(_Section):
+    """How the gateway's process runs: its event loop, asyncio's own or uvloop's (README,
+    Performance)."""
+
+    event_loop: EventLoop = "asyncio"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError(
+                "uvloop is not installed (it has no Windows build): "
+                'pip install uvloop, or set "asyncio"'
+            )
+        return value
+
+
 class AccountSettings(_Section):
     # Lengths and bounds are the columns' (a test checks them against tables.py).
     keyid: str = Field(min_length=1, max_length=64)
@@ -310,6 +330,7 @@ class Settings(_Section):
     quiet_hours: QuietHoursSettings = QuietHoursSettings()
     limits: LimitsSettings = LimitsSettings()
     storage: StorageSettings = StorageSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     number_plan: dict[str, NumberKind] = Field(default_factory=dict)
     hlr: dict[str, str] = Field(default_factory=dict)
     accounts: tuple[AccountSettings, ...] = (DEMO_ACCOUNT,)

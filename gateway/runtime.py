@@ -1,5 +1,6 @@
 """The interpreter's settings for the gateway's long-running processes (serve, the writer
-process): the garbage collector and the GIL's switch interval.
+process): the garbage collector and the GIL's switch interval; and the event loop the gateway
+runs on (runtime.event_loop).
 
 Why, measured:
 - The collector (the 500-recipient load, `bench.run --phases throughput`): with CPython's
@@ -16,8 +17,10 @@ Why, measured:
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
+from collections.abc import Callable
 
 # Allocations (less deallocations) between two collections of the youngest generation;
 # CPython's 700 meant ~6 collections for each 500-recipient request.
@@ -35,3 +38,13 @@ def settle() -> None:
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG, middle, old)
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the event loop named by runtime.event_loop (config.py checked that uvloop
+    can be imported when named): asyncio's own, or uvloop's (README, Performance)."""
+    if event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop

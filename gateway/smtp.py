@@ -10,7 +10,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from types import MethodType
-from typing import Any, AnyStr
+from typing import Any, AnyStr, cast
 
 from aiosmtpd.smtp import (
     MISSING,
@@ -417,8 +417,8 @@ class _GatewaySMTP(SMTP):
             super().connection_made(transport)
             return
         if not self._listener.admit(self):
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(_line(TOO_MANY_CONNECTIONS))
+            # A write transport (uvloop's are not asyncio's classes: no isinstance check).
+            cast(asyncio.WriteTransport, transport).write(_line(TOO_MANY_CONNECTIONS))
             transport.close()
             return
         self._admitted = True
@@ -469,8 +469,7 @@ class _GatewaySMTP(SMTP):
     def hang_up(self, reply: str) -> None:
         """Answer `reply` and close, from outside the session's own task."""
         if self.transport is not None:
-            assert isinstance(self.transport, asyncio.WriteTransport)
-            self.transport.write(_line(reply))
+            cast(asyncio.WriteTransport, self.transport).write(_line(reply))
             self.transport.close()
 
     async def _close_with(self, reply: str) -> None:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from gateway import runtime
 from gateway.client import request_email, submit, wait_for_items
 from gateway.config import Settings, load_settings
 from gateway.core.model import ReplyKind
@@ -89,7 +90,7 @@ class RunningGateway:
 
         self.settings = settings
         self.gateway = Gateway(settings)
-        self._loop = asyncio.new_event_loop()
+        self._loop = runtime.loop_factory(settings.runtime.event_loop)()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mail2sms", daemon=True)
         self._thread.start()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -55,6 +56,7 @@ def test_environment_takes_json_for_lists() -> None:
         ("[smtp]\nmax_session_seconds = 0\n", "smtp.max_session_seconds"),
         ("[smtp]\nmax_recipients_per_session = 0\n", "smtp.max_recipients_per_session"),
         ("[smtp]\nauth_required = true\n", 'smtp.auth_required = true needs smtp.auth = "any"'),
+        ("[runtime]\nevent_loop = 'trio'\n", "runtime.event_loop"),
     ],
 )
 def test_bad_file_names_the_key(tmp_path: Path, toml: str, named: str) -> None:
@@ -62,6 +64,22 @@ def test_bad_file_names_the_key(tmp_path: Path, toml: str, named: str) -> None:
     path.write_text(toml)
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         load_settings(path, environ={})
+
+
+def test_uvloop_named_where_it_is_not_installed_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a)
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={"MAIL2SMS_RUNTIME__EVENT_LOOP": "uvloop"})
+    assert str(refused.value) == (
+        "invalid configuration: runtime.event_loop (MAIL2SMS_RUNTIME__EVENT_LOOP): "
+        'uvloop is not installed (it has no Windows build): pip install uvloop, or set "asyncio"'
+    )
+    assert load_settings(environ={}).runtime.event_loop == "asyncio"
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+
+import uvloop
+
+from gateway import runtime
 
 # Run in a child: the settings are the interpreter's own, and pytest's must stay as they are.
 CHILD = """
@@ -36,3 +41,13 @@ def test_settle_freezes_what_exists_collects_the_young_less_often_and_switches_s
     assert (middle, old) == (middle_before, old_before)
     assert float(out[0].split()[6]) == 0.001  # seconds
     assert out[1] == "True"  # a cycle made afterwards is still collected
+
+
+def test_the_event_loop_is_asyncio_s_unless_uvloop_is_named() -> None:
+    for name, kind in (("asyncio", asyncio.BaseEventLoop), ("uvloop", uvloop.Loop)):
+        loop = runtime.loop_factory(name)()
+        try:
+            assert isinstance(loop, kind)
+            assert isinstance(loop, uvloop.Loop) == (name == "uvloop")
+        finally:
+            loop.close()

@@ -51,7 +51,9 @@ def _port(value: str) -> int:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_serve(_with_options(settings, args)))
+    settings = _with_options(settings, args)
+    with asyncio.Runner(loop_factory=runtime.loop_factory(settings.runtime.event_loop)) as runner:
+        return runner.run(_serve(settings))
 
 
 def _with_options(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -94,7 +96,8 @@ async def _serve(settings: Settings) -> int:
 
 
 def listening(settings: Settings, smtp_port: int, http_port: int) -> list[str]:
-    """What serves where, one line each: SMTP, HTTP, the database."""
+    """What serves where, one line each: SMTP, HTTP, the database; and the event loop when
+    it is not asyncio's own."""
     smtp = settings.smtp
     if not smtp.starttls:
         tls = "STARTTLS off"
@@ -105,12 +108,16 @@ def listening(settings: Settings, smtp_port: int, http_port: int) -> list[str]:
     logins = {"off": "", "any": "any login", "accounts": "the accounts' logins"}[smtp.auth]
     auth = f"AUTH {'required' if smtp.auth_required else 'on'}: {logins}" if logins else "AUTH off"
     web = f"http://{settings.http.host}:{http_port}"
-    return [
+    lines = [
         f"mail2sms: SMTP on {smtp.host}:{smtp_port} (send to {' or '.join(smtp.gateway_addresses)};"
         f" {tls}; {auth})",
         f"mail2sms: web page and API on {web}/ (the provider's HTTP API: {web}/cgi-bin)",
         f"mail2sms: database {database_shown(settings.database.url)}",
     ]
+    if settings.runtime.event_loop != "asyncio":
+        loop = type(asyncio.get_running_loop())
+        lines.append(f"mail2sms: event loop {loop.__module__}.{loop.__qualname__}")
+    return lines
 
 
 async def _start(gateway: Gateway, url: str) -> None:

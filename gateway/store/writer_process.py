@@ -27,7 +27,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from sqlalchemy.engine import URL, make_url
 
@@ -149,8 +149,8 @@ class _Channel(asyncio.Protocol):
         self.ended: Exception | None = None  # why the socket ended, once it did
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A socket's transport (uvloop's are not asyncio's classes: no isinstance check).
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, frame: bytes, answered: Callable[[Any], None]) -> None:
         """Write a batch's frame; `answered` gets the child's answer (status, value), or the

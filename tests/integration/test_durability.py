@@ -72,6 +72,7 @@ class GatewayProcess:
 
     def __init__(self, config: Path, timeout: float = 60) -> None:
         self.log = config.parent / "gateway.log"
+        self.printed = ""  # what it printed at start-up, its ports' lines included
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAIL2SMS_")}
         env["PYTHONPATH"] = str(ROOT)
         with self.log.open("ab") as log:
@@ -102,7 +103,8 @@ class GatewayProcess:
             if not chunk:  # the process ended
                 break
             printed += chunk
-            found = READY.search(printed.decode("utf-8", "replace"))
+            self.printed = printed.decode("utf-8", "replace")
+            found = READY.search(self.printed)
             if found:
                 return int(found.group(1)), int(found.group(2))
         raise AssertionError(f"the gateway did not start: {printed!r}\n{self.log_tail()}")
