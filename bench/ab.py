@@ -8,7 +8,8 @@ database that grows alike; each round loads one and then the other (the order sw
 round), and a change is the geometric mean over the rounds of the working tree's rate over the
 revision's. `--control` runs the working tree against itself: the noise floor, what a change
 must beat (on 2026-12-02, twelve rounds of 3 s: +4.5 % and +3.3 %, ahead in 8 and 9 of 12,
-for no change at all).
+for no change at all). `--loop uvloop` runs the working tree's gateway on uvloop (with
+`--control`: the same code on asyncio's loop, then on uvloop's).
 
 Each load is bounded by `--messages` and `--seconds`, the number of rounds by `--rounds`; all
 on loopback. Raw results go to bench/results/ab-<time>.json.
@@ -31,6 +32,7 @@ from typing import Any
 
 from bench.phases import Ids, load_spec, run_load, warm_up
 from bench.servers import ROOT, Server, db_upgrade, start_gateway, write_config
+from gateway.config import EVENT_LOOPS
 
 # name on the command line → (load kind, connections)
 KINDS = {
@@ -58,6 +60,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="SMTP clients (16)")
     parser.add_argument(
         "--control", action="store_true", help="the working tree against itself (A/A)"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=EVENT_LOOPS,
+        default="asyncio",
+        help="the working tree's event loop (runtime.event_loop); the revision's is asyncio's: "
+        "with --control, the working tree on each",
     )
     parser.add_argument(
         "--results", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes"
@@ -96,8 +105,9 @@ def checkout(rev: str, folder: Path) -> Iterator[Path]:
         )
 
 
-def _gateway(name: str, tree: Path, folder: Path) -> Server:
-    config = write_config(folder / f"{name}.toml", f"sqlite+aiosqlite:///{folder / name}.db")
+def _gateway(name: str, tree: Path, folder: Path, loop: str = "asyncio") -> Server:
+    url = f"sqlite+aiosqlite:///{folder / name}.db"
+    config = write_config(folder / f"{name}.toml", url, loop)
     db_upgrade(config, tree)
     return start_gateway(name, config, folder, tree)
 
@@ -161,9 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             tree = ROOT if args.control else stack.enter_context(checkout(args.rev, folder))
             a = _gateway("a", tree, folder)
             stack.callback(a.stop)
-            b = _gateway("b", ROOT, folder)
+            b = _gateway("b", ROOT, folder, args.loop)
             stack.callback(b.stop)
             what = "the working tree twice (control)" if args.control else f"a = {args.rev}"
+            if args.loop != "asyncio":
+                what += f", b on {args.loop}"
             print(f"bench.ab: {what}, b = the working tree; {args.rounds} rounds", flush=True)
             rounds = measure(args, a, b)
     print(summary(rounds))
