@@ -5,9 +5,7 @@ directly (the writer process's socket, a connection refused or shed, STARTTLS)."
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
@@ -17,6 +15,8 @@ import uvloop
 from gateway.client import request_body
 from gateway.testing import RunningGateway
 from tests.integration.test_durability import gateway_process, listing, write_config
+from tests.integration.test_smtp_sessions import Peer, greeted
+from tests.integration.test_smtp_sessions import peers as peers  # the fixture
 
 ON_UVLOOP = {"runtime": {"event_loop": "uvloop"}}
 
@@ -36,33 +36,6 @@ def _body(email_id: str) -> str:
 def _send(gw: RunningGateway, client: smtplib.SMTP, email_id: str) -> None:
     raw = gw.request_email(_body(email_id)).as_bytes(policy=policy.SMTP)
     client.sendmail("app@example.com", [gw.address], raw)
-
-
-class _Peer:
-    """A raw SMTP client socket: what the gateway writes, line by line."""
-
-    def __init__(self, gw: RunningGateway) -> None:
-        self.sock = socket.create_connection((gw.smtp_host, gw.smtp_port), timeout=10)
-        self._file = self.sock.makefile("rb")
-
-    def reply(self) -> bytes:
-        return self._file.readline()
-
-    def command(self, line: bytes) -> bytes:
-        self.sock.sendall(line + b"\r\n")
-        return self.reply()
-
-    def close(self) -> None:
-        self._file.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def peers() -> Iterator[list[_Peer]]:
-    opened: list[_Peer] = []
-    yield opened
-    for peer in opened:
-        peer.close()
 
 
 @pytest.mark.mail2sms(config=ON_UVLOOP)
@@ -92,15 +65,13 @@ def test_starttls_and_login_on_uvloop(gateway_on: RunningGateway) -> None:
 
 @pytest.mark.mail2sms(config={"smtp": {"max_connections": 1}, **ON_UVLOOP})
 def test_a_connection_over_the_cap_is_refused_and_an_idle_one_shed_on_uvloop(
-    gateway_on: RunningGateway, peers: list[_Peer]
+    gateway_on: RunningGateway, peers: list[Peer]
 ) -> None:
     gw = gateway_on
-    holder = _Peer(gw)
-    peers.append(holder)
-    assert holder.reply().startswith(b"220 ")
+    holder = greeted(gw, peers)
     assert holder.command(b"HELO holder.example").startswith(b"250 ")
     assert holder.command(b"MAIL FROM:<app@example.com>").startswith(b"250 ")
-    refused = _Peer(gw)  # the only slot is in a transaction: never shed
+    refused = Peer(gw)  # the only slot is in a transaction: never shed
     peers.append(refused)
     assert refused.reply().startswith(b"421 ")
     assert refused.reply() == b""  # and closed
