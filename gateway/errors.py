@@ -16,8 +16,10 @@ GatewayError
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+if TYPE_CHECKING:  # the writer process imports this module, and needs no pydantic (its RSS)
+    from pydantic import ValidationError
 
 
 class GatewayError(Exception):

@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import AccountSettings
 from gateway.core.model import Account
+from gateway.store.account_snapshot import read_snapshot
 from gateway.store.tables import accounts
 
 # The fields a client may set (the names of [[accounts]] in config), with their JSON lists.
@@ -114,44 +115,6 @@ async def password_for(engine: AsyncEngine, login: str) -> str | None:
     async with engine.connect() as conn:
         password: str | None = (await conn.execute(_PASSWORD, {"login": login})).scalar()
         return password
-
-
-_SNAPSHOT = select(
-    accounts.c.id,
-    accounts.c.keyid,
-    accounts.c.domains,
-    accounts.c.credit,
-    accounts.c.senders,
-    accounts.c.nostop_allowed,
-    accounts.c.quiet_hours_lifted,
-    accounts.c.international_allowed,
-    accounts.c.allowed_ips,
-    accounts.c.blacklist,
-    accounts.c.rate_limit,
-).where(accounts.c.keyid == bindparam("keyid"))
-_SNAPSHOT_LOCKED = _SNAPSHOT.with_for_update()
-
-
-def read_snapshot(conn: Connection, keyid: str, *, lock: bool) -> Account | None:
-    """The account as the rules see it; `lock` holds its row until the transaction ends
-    (PostgreSQL; SQLite's write transaction already excludes every other writer)."""
-    locked = lock and conn.dialect.name == "postgresql"
-    row = conn.execute(_SNAPSHOT_LOCKED if locked else _SNAPSHOT, {"keyid": keyid}).first()
-    if row is None:
-        return None
-    return Account(
-        id=row.id,
-        keyid=row.keyid,
-        domains=frozenset(d.lower() for d in row.domains),
-        credit=row.credit,
-        senders=frozenset(row.senders),
-        nostop_allowed=row.nostop_allowed,
-        quiet_hours_lifted=row.quiet_hours_lifted,
-        international_allowed=row.international_allowed,
-        allowed_ips=tuple(row.allowed_ips),
-        blacklist=frozenset(row.blacklist),
-        rate_limit=row.rate_limit,
-    )
 
 
 async def snapshot(conn: AsyncConnection, keyid: str, *, lock: bool) -> Account | None:

@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.store import json_columns
+from gateway.store.sqlite_tuning import WRITE, tune_sqlite
 
-WRITE = "mail2sms_write"
 # SQLite connections kept open for reads (each is an aiosqlite thread): as many as the HTTP
 # requests served at once, so that a busy API does not open and close one per request.
 POOL = 32
@@ -56,28 +55,6 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         **json_columns.ENGINE_OPTIONS,
         **kwargs,
     )
-
-
-def tune_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # pysqlite's own BEGIN handling would defer the write lock and fail upgrades with
-        # SQLITE_BUSY at once; we issue BEGIN ourselves (see _on_begin).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=FULL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
-        ):
-            cursor.execute(pragma)
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get(WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.model import Account, Fault, ReplyState, RuleSettings
-from gateway.store import accounts, sms_ids
+from gateway.store import account_snapshot, sms_ids
 from gateway.store.batch import (
     ACTIVE_FAULTS,
     DEBIT,
@@ -63,7 +63,7 @@ class PostgresStatements:
             self._conn.execute(_LOCK_ACCOUNTS, {"keyids": list(keyids)})
 
     def account(self, keyid: str) -> Account | None:
-        return accounts.read_snapshot(self._conn, keyid, lock=True)
+        return account_snapshot.read_snapshot(self._conn, keyid, lock=True)
 
     def active_faults(self) -> list[Fault]:
         return [fault_from_row(row) for row in self._conn.execute(_ACTIVE_FAULTS_LOCKED)]

@@ -30,7 +30,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from gateway.core.model import Account, Fault, Intake, ReplyState, RuleSettings
-from gateway.store import accounts, by_number, json_columns, sms_ids
+from gateway.store import account_snapshot, by_number, json_columns, sms_ids
 from gateway.store.batch import (
     ACTIVE_FAULTS,
     DEBIT,
@@ -43,7 +43,7 @@ from gateway.store.batch import (
     Written,
     fault_from_row,
 )
-from gateway.store.engine import WRITE, tune_sqlite
+from gateway.store.sqlite_tuning import WRITE, tune_sqlite
 from gateway.store.tables import email_ids, emails, replies, sms, sms_counts, sms_groups
 
 T = TypeVar("T")
@@ -234,7 +234,7 @@ class SqliteStatements:
     def account(self, keyid: str) -> Account | None:
         if self._known is not None and keyid in self._known.accounts:
             return self._known.accounts[keyid]
-        return accounts.read_snapshot(self._conn, keyid, lock=False)
+        return account_snapshot.read_snapshot(self._conn, keyid, lock=False)
 
     def active_faults(self) -> list[Fault]:
         if self._known is not None:

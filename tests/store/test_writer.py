@@ -10,6 +10,8 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +35,8 @@ from gateway.core.model import (
 )
 from gateway.core.replies import NotReport
 from gateway.errors import ProcessingError
+from gateway.store import account_snapshot, json_columns, migrate, reads
 from gateway.store import accounts as account_store
-from gateway.store import json_columns, migrate, reads
 from gateway.store.batch import SMS_FIELDS, SmsRows
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.postgres_writer import PostgresWriter
@@ -530,6 +532,27 @@ async def test_the_writer_process_ends_when_the_writer_is_closed(
         os.waitpid(child, os.WNOHANG)  # already reaped: it ended within close()
 
 
+def test_the_writer_process_loads_neither_pydantic_nor_the_async_engine() -> None:
+    """What the child imports (writer_process.main): the settings' pydantic and SQLAlchemy's
+    async side (with its ORM) were ~15 MiB of its RSS for nothing it uses."""
+    heavy = (
+        "pydantic",
+        "pydantic_core",
+        "sqlalchemy.ext.asyncio",
+        "sqlalchemy.orm",
+        "gateway.config",
+    )
+    code = (
+        "import sys, gateway.store.writer_process\n"
+        "from gateway.store.sqlite_writer import SqliteWriter\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
 async def test_a_batch_s_frame_fits_the_writer_process_s_socket_at_once(
     sqlite_engine: AsyncEngine,
 ) -> None:
@@ -663,13 +686,13 @@ async def test_a_sqlite_batch_reads_what_the_last_one_left_unless_another_connec
     sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[str] = []
-    read_snapshot = account_store.read_snapshot
+    read_snapshot = account_snapshot.read_snapshot
 
     def counted(conn: Any, keyid: str, *, lock: bool) -> Any:
         reads.append(keyid)
         return read_snapshot(conn, keyid, lock=lock)
 
-    monkeypatch.setattr(account_store, "read_snapshot", counted)
+    monkeypatch.setattr(account_snapshot, "read_snapshot", counted)
     one = "<keyid>demo</keyid><num>0601020304</num><emailId>{}</emailId>"
     writer = open_writer(sqlite_engine, RULES, ReplyState.PENDING)
     assert isinstance(writer, SqliteWriter)
