@@ -1,6 +1,6 @@
 """The account as the rules see it, read on a synchronous connection: what the writers decide
 by. Apart from accounts.py (which checks fields with the config's rules) so that the writer
-process imports neither pydantic nor the async engine (~19 MiB of its RSS, bench/)."""
+process imports neither pydantic nor the async engine (~15 MiB of its RSS, bench/)."""
 
 from __future__ import annotations
 
