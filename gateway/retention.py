@@ -9,7 +9,7 @@ from datetime import timedelta
 from gateway.clock import Clock
 from gateway.config import StorageSettings
 from gateway.events import Changes
-from gateway.store import Engine
+from gateway.store.engine import Database
 from gateway.store.retention import prune
 
 log = logging.getLogger("mail2sms.retention")
@@ -17,7 +17,7 @@ log = logging.getLogger("mail2sms.retention")
 
 class Pruner:
     def __init__(
-        self, engine: Engine, clock: Clock, settings: StorageSettings, changes: Changes
+        self, engine: Database, clock: Clock, settings: StorageSettings, changes: Changes
     ) -> None:
         self._engine = engine
         self._clock = clock

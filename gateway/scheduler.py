@@ -8,7 +8,7 @@ import logging
 
 from gateway.clock import Clock
 from gateway.events import Changes
-from gateway.store import Engine
+from gateway.store.engine import Database
 from gateway.store.provider import release_due
 
 log = logging.getLogger("mail2sms.scheduler")
@@ -17,7 +17,7 @@ POLL = 0.5  # seconds: a moved clock or a due time is honoured within this delay
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, clock: Clock, changes: Changes) -> None:
+    def __init__(self, engine: Database, clock: Clock, changes: Changes) -> None:
         self._engine = engine
         self._clock = clock
         self._changes = changes

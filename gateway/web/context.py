@@ -10,14 +10,14 @@ from gateway.config import Settings
 from gateway.core.model import Intake, RuleSettings
 from gateway.events import Changes
 from gateway.metrics import Metrics
-from gateway.store import Engine
+from gateway.store.engine import Database
 from gateway.store.writer import Written
 
 
 @dataclass(frozen=True, slots=True)
 class WebContext:
     settings: Settings
-    engine: Engine
+    engine: Database
     clock: Clock
     changes: Changes
     metrics: Metrics

@@ -15,7 +15,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.events import Changes
-from gateway.store import Engine, reads
+from gateway.store import reads
+from gateway.store.engine import Database
 
 log = logging.getLogger("mail2sms.web")
 T = TypeVar("T")
@@ -35,7 +36,7 @@ READY_TIMEOUT = 5.0  # a held request waits this long at most for the poller's f
 class Live:
     """What every event stream and long-poll of one process shares."""
 
-    def __init__(self, engine: Engine, changes: Changes, max_streams: int) -> None:
+    def __init__(self, engine: Database, changes: Changes, max_streams: int) -> None:
         self.engine = engine
         self.changes = changes
         self.max_streams = max_streams

@@ -28,8 +28,8 @@ from gateway.clock import Clock
 from gateway.core import codes, hlr, httpapi, numbers, rules
 from gateway.core.httpapi import FieldValue, GeneralError, Refused
 from gateway.core.model import Account, HttpCall, Intake, RuleSettings
-from gateway.store import Engine, accounts, directories, provider
-from gateway.store.engine import write_transaction
+from gateway.store import accounts, directories, provider
+from gateway.store.engine import Database, write_transaction
 from gateway.store.writer import Written
 
 MAX_BODY = 1024 * 1024  # 500 numbers with their texts fit many times over
@@ -53,7 +53,7 @@ class Call:
 class ProviderDeps:
     """What the channel needs from the gateway."""
 
-    engine: Engine
+    engine: Database
     clock: Clock
     rules: RuleSettings
     hlr: Mapping[str, str]
